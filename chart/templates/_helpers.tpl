@@ -1,0 +1,230 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "greeter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+*/}}
+{{- define "greeter.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "greeter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels
+*/}}
+{{- define "greeter.labels" -}}
+helm.sh/chart: {{ include "greeter.chart" . }}
+{{ include "greeter.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: greeter
+{{- end }}
+
+{{/*
+Selector labels
+*/}}
+{{- define "greeter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "greeter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Per-component labels. Call with (dict "ctx" $ "component" "app").
+Selectors always include the component, so the app Service never selects the
+migration Job, the database or the test pod.
+*/}}
+{{- define "greeter.componentLabels" -}}
+{{ include "greeter.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "greeter.componentSelectorLabels" -}}
+{{ include "greeter.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Create the name of the service account to use
+*/}}
+{{- define "greeter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "greeter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image references. A digest pins by content and wins over the tag.
+Call with (dict "image" .Values.image "default" .Chart.AppVersion).
+*/}}
+{{- define "greeter.imageRef" -}}
+{{- if .image.digest -}}
+{{ .image.repository }}@{{ .image.digest }}
+{{- else -}}
+{{ .image.repository }}:{{ .image.tag | default .default }}
+{{- end -}}
+{{- end }}
+
+{{/* Names of the other objects. */}}
+{{- define "greeter.migrateJobName" -}}
+{{- printf "%s-migrate-%d" (include "greeter.fullname" . | trunc 50 | trimSuffix "-") (int .Release.Revision) }}
+{{- end }}
+
+{{- define "greeter.postgresql.fullname" -}}
+{{- printf "%s-postgresql" (include "greeter.fullname" . | trunc 52 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "greeter.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "greeter.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The app Secret: the chart's own, or the user's existing one. */}}
+{{- define "greeter.appSecretName" -}}
+{{- .Values.secrets.existingSecret | default (include "greeter.fullname" .) }}
+{{- end }}
+
+{{/*
+Database connection. The in-cluster PostgreSQL or the external one.
+*/}}
+{{- define "greeter.databaseHost" -}}
+{{- if .Values.postgresql.enabled -}}
+{{ include "greeter.postgresql.fullname" . }}
+{{- else -}}
+{{ required "externalDatabase.host is required when postgresql.enabled=false" .Values.externalDatabase.host }}
+{{- end -}}
+{{- end }}
+
+{{- define "greeter.databasePort" -}}
+{{- if .Values.postgresql.enabled -}}5432{{- else -}}{{ .Values.externalDatabase.port }}{{- end -}}
+{{- end }}
+
+{{- define "greeter.databaseName" -}}
+{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.database }}{{- else -}}{{ .Values.externalDatabase.database }}{{- end -}}
+{{- end }}
+
+{{- define "greeter.databaseUser" -}}
+{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.username }}{{- else -}}{{ .Values.externalDatabase.username }}{{- end -}}
+{{- end }}
+
+{{/* The in-cluster database has no TLS; it is reachable only from this release's pods. */}}
+{{- define "greeter.databaseSSLMode" -}}
+{{- if .Values.postgresql.enabled -}}disable{{- else -}}{{ .Values.externalDatabase.sslMode }}{{- end -}}
+{{- end }}
+
+{{- define "greeter.databaseSecretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{ .Values.postgresql.auth.existingSecret | default (include "greeter.postgresql.fullname" .) }}
+{{- else -}}
+{{ required "externalDatabase.existingSecret is required when postgresql.enabled=false" .Values.externalDatabase.existingSecret }}
+{{- end -}}
+{{- end }}
+
+{{- define "greeter.databaseSecretKey" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- if .Values.postgresql.auth.existingSecret -}}{{ .Values.postgresql.auth.existingSecretPasswordKey }}{{- else -}}password{{- end -}}
+{{- else -}}
+{{ .Values.externalDatabase.existingSecretPasswordKey }}
+{{- end -}}
+{{- end }}
+
+{{/*
+Keep a secret value across upgrades: an explicit value wins, then the value in the
+live Secret (lookup; empty under `helm template` and client dry runs), else a new
+random one. Call with (dict "explicit" .Values.x "existing" $secret "key" "K" "length" 48).
+*/}}
+{{- define "greeter.secretValue" -}}
+{{- if .explicit -}}
+{{ .explicit | b64enc }}
+{{- else if and .existing (index (.existing.data | default dict) .key) -}}
+{{ index .existing.data .key }}
+{{- else -}}
+{{ randAlphaNum (int .length) | b64enc }}
+{{- end -}}
+{{- end }}
+
+{{/*
+Env shared by every container that talks to the database (the app, the init gate and
+the migration Job). Non-secret settings come from the ConfigMap via envFrom.
+*/}}
+{{- define "greeter.databasePasswordEnv" -}}
+- name: DATABASE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "greeter.databaseSecretName" . }}
+      key: {{ include "greeter.databaseSecretKey" . }}
+{{- end }}
+
+{{/*
+Restricted Pod Security profile, for every container.
+*/}}
+{{- define "greeter.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Pod-level security context for the greeter images (UID/GID 65532). */}}
+{{- define "greeter.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+NetworkPolicy egress rule towards the database: the in-cluster PostgreSQL pods, or the
+external database's port (restricted to networkPolicy.externalDatabaseCIDRs if given).
+*/}}
+{{- define "greeter.databaseEgress" -}}
+{{- if .Values.postgresql.enabled -}}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "greeter.componentSelectorLabels" (dict "ctx" $ "component" "database") | nindent 10 }}
+  ports:
+    - protocol: TCP
+      port: 5432
+{{- else -}}
+- ports:
+    - protocol: TCP
+      port: {{ .Values.externalDatabase.port }}
+  {{- with .Values.networkPolicy.externalDatabaseCIDRs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end -}}
+{{- end }}
