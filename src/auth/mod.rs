@@ -1,0 +1,4 @@
+//! Users and their passwords, shared by the admin, the migrator and `createsuperuser`.
+
+pub mod password;
+pub mod users;

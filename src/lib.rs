@@ -1,0 +1,14 @@
+//! greeter: a greeting API with a Django-style admin, on PostgreSQL.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod greeting;
+pub mod metrics;
+pub mod migrations;
+pub mod routes;
+pub mod server;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,26 @@
+//! `GET /metrics` on the internal metrics port.
+
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Reply, http::header};
+
+use super::with_state;
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state))
+        .map(|state: AppState| {
+            warp::reply::with_header(
+                crate::metrics::render(&state.pool),
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .into_response()
+        })
+        .recover(crate::error::handle_rejection)
+        .unify()
+        .boxed()
+}

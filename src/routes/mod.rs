@@ -1,0 +1,33 @@
+//! The public routes (port 8080) and the metrics route (port 9090).
+
+pub mod greeting;
+pub mod health;
+pub mod metrics;
+
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::state::AppState;
+
+/// Hand the shared state to a handler.
+pub fn with_state(
+    state: AppState,
+) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// GET or HEAD (hyper drops the body of a HEAD response).
+pub fn get_or_head() -> BoxedFilter<()> {
+    warp::get().or(warp::head()).unify().boxed()
+}
+
+/// Everything served on `LISTEN_ADDR`.
+pub fn public(state: AppState) -> BoxedFilter<(Response,)> {
+    greeting::route(state.clone())
+        .or(health::routes(state))
+        .unify()
+        .recover(crate::error::handle_rejection)
+        .unify()
+        .boxed()
+}
