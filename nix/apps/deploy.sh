@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Build both images for the kind nodes' architecture, load them into the cluster and
+# install or upgrade the chart:
+#   nix build .#packages.<arch>-linux.{image,migrate-image}
+#   <image stream> > file; kind load image-archive file
+#   helm upgrade --install greeter ./chart --wait --wait-for-jobs ... --set image.tag=...
+# On macOS the images are Linux binaries: this needs a Linux builder (see DOCS.md).
+#
+# Settings: GREETER_CLUSTER (greeter), GREETER_NAMESPACE (greeter), GREETER_HOST_PORT
+# (8080), HELM_TIMEOUT (10m); extra arguments are passed to helm (e.g. -f values.yaml).
+set -euo pipefail
+if ! declare -F say >/dev/null; then
+  # shellcheck source=nix/apps/lib.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+fi
+
+release=greeter
+helm_timeout=${HELM_TIMEOUT:-10m}
+[[ -f $root/chart/Chart.yaml && -f $root/flake.nix ]] \
+  || die "run this from the greeter checkout (no chart/ or flake.nix in $root)"
+require_cluster
+
+arch=$(kubectl --context "$context" get nodes -o jsonpath='{.items[0].status.nodeInfo.architecture}')
+case $arch in
+  amd64) system=x86_64-linux ;;
+  arm64) system=aarch64-linux ;;
+  *) die "unsupported node architecture '$arch'" ;;
+esac
+say "cluster '$cluster' runs $arch nodes: building images for $system"
+
+# Nix builds for another system only through a remote builder or a VM (nix-darwin's
+# linux-builder); say precisely what is missing instead of failing deep in the build.
+if [[ $(uname -s) == Darwin ]]; then
+  builders=$(nix config show builders 2>/dev/null || true)
+  # The default is "@/etc/nix/machines": the builders listed in that file.
+  if [[ $builders == @* ]]; then
+    builders=$(grep -v '^[[:space:]]*#' "${builders#@}" 2>/dev/null || true)
+  fi
+  platforms=$(nix config show extra-platforms 2>/dev/null || true)
+  if [[ -z ${builders// /} && $platforms != *"$system"* ]]; then
+    cat >&2 <<HELP
+error: the images are $system binaries, and this Mac has no Linux builder.
+Nix reports builders = '${builders}' and extra-platforms = '${platforms}'.
+Set one up, then run this again:
+  nix-darwin:  nix.linux-builder.enable = true;  (then darwin-rebuild switch)
+  otherwise:   see "Images on macOS" in DOCS.md (a remote $system builder in
+               /etc/nix/machines, or 'nix run nixpkgs#darwin.linux-builder').
+Check with: nix build --no-link .#packages.$system.greeter-static
+HELP
+    exit 1
+  fi
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+build_and_load() {
+  local attr=$1 stream tag
+  say "building .#packages.$system.$attr"
+  stream=$(nix build --no-link --print-out-paths "$root#packages.$system.$attr")
+  tag=$(nix eval --raw "$root#packages.$system.$attr.imageTag")
+  # kind opens the archive once per node, concurrently: write the stream to a file.
+  say "writing the image archive and loading it into kind ($attr:$tag)"
+  "$stream" >"$tmp/$attr.tar"
+  kind load image-archive "$tmp/$attr.tar" --name "$cluster" >&2
+  rm -f "$tmp/$attr.tar"
+  printf '%s\n' "$tag"
+}
+image_tag=$(build_and_load image)
+migrate_tag=$(build_and_load migrate-image)
+
+show_failure() {
+  warn "helm upgrade failed; the pods that are not healthy:"
+  kubectl --context "$context" -n "$namespace" get pods -o wide >&2 || true
+  local pods pod
+  pods=$(kubectl --context "$context" -n "$namespace" get pods \
+    -o jsonpath='{range .items[?(@.status.phase!="Succeeded")]}{.metadata.name}{" "}{range .status.containerStatuses[*]}{.ready}{" "}{end}{"\n"}{end}' \
+    | awk '/false/ || NF == 1 {print $1}')
+  for pod in $pods; do
+    printf '\n----- events of %s\n' "$pod" >&2
+    kubectl --context "$context" -n "$namespace" get events \
+      --field-selector "involvedObject.name=$pod" --sort-by=.lastTimestamp >&2 || true
+    printf '\n----- logs of %s (all containers, last 50 lines)\n' "$pod" >&2
+    kubectl --context "$context" -n "$namespace" logs "$pod" --all-containers --prefix --tail=50 >&2 || true
+  done
+  printf '\n----- jobs\n' >&2
+  kubectl --context "$context" -n "$namespace" get jobs >&2 || true
+}
+
+say "helm upgrade --install $release (namespace $namespace, timeout $helm_timeout)"
+if ! helm upgrade --install "$release" "$root/chart" \
+  --kube-context "$context" --namespace "$namespace" --create-namespace \
+  --wait --wait-for-jobs --timeout "$helm_timeout" \
+  --set "image.tag=$image_tag" --set "migrateImage.tag=$migrate_tag" "$@"; then
+  show_failure
+  exit 1
+fi
+
+cat >&2 <<DONE
+
+  greeter is deployed (images greeter:$image_tag, greeter-migrate:$migrate_tag).
+    API:    http://localhost:$host_port/
+    Admin:  http://localhost:$host_port/admin/  (user admin)
+    Admin password:
+      kubectl --context $context -n $namespace get secret $release -o jsonpath='{.data.ADMIN_PASSWORD}' | base64 -d; echo
+    Check:  nix run .#smoke
+
+DONE

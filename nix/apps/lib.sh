@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# Shared by the scripts in nix/apps/. `nix run` prepends this file to each script; run
+# directly, each script sources it from its own directory.
+
+say() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The project checkout: the scripts read nix/kind.yaml and chart/ from it.
+root=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
+
+cluster=${GREETER_CLUSTER:-greeter}
+context=kind-$cluster
+namespace=${GREETER_NAMESPACE:-greeter}
+host_port=${GREETER_HOST_PORT:-8080}
+export cluster context namespace host_port root
+
+# kind talks to Docker by default; with only Podman running, tell kind to use it.
+use_podman_if_no_docker() {
+  if ! docker info >/dev/null 2>&1 && podman info >/dev/null 2>&1; then
+    export KIND_EXPERIMENTAL_PROVIDER=podman
+  fi
+}
+
+require_cluster() {
+  use_podman_if_no_docker
+  kind get clusters 2>/dev/null | grep -qx "$cluster" \
+    || die "kind cluster '$cluster' not found: run 'nix run .#cluster-up' first"
+}
