@@ -1,0 +1,516 @@
+"""Render the chart with the real Helm engine and assert the issue's rules on the objects."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import helm_python as helm
+import pytest
+
+from conftest import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    VALUE_SETS,
+    component,
+    find,
+    one,
+    pod_spec,
+    render,
+    render_raw,
+    render_values,
+    resolve_env,
+    workloads,
+)
+
+ALL_SETS = list(VALUE_SETS)
+WEAK = {"admin", "password", "changeme", "secret", "greeter", "postgres", "123456", "test", "default"}
+
+
+# --- Helm lint and values.schema.json -------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_lint_strict_has_no_errors_or_warnings(value_set):
+    values, namespace = VALUE_SETS[value_set]
+    report = helm.lint(CHART, values, strict=True, namespace=namespace)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"replicaCount": 1}, "at '/replicaCount': minimum: got 1, want 2"),
+        ({"service": {"nodePort": 80}}, "at '/service/nodePort': minimum: got 80, want 30,000"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy': value must be one of"),
+        ({"config": {"debug": "yes"}}, "at '/config/debug': got string, want boolean"),
+        ({"config": {"appEnv": "dev"}}, "at '/config/appEnv': value must be one of 'local', 'production'"),
+        ({"config": {"appEnv": "production", "debug": True}}, "at '/config/debug': value must be false"),
+        ({"secrets": {"secretKey": "too-short"}}, "at '/secrets/secretKey'"),
+        ({"secrets": {"adminPassword": "admin"}}, "at '/secrets/adminPassword': 'not' failed"),
+        ({"replicas": 3}, "additional properties 'replicas' not allowed"),
+        ({"postgresql": {"enabled": False}}, "at '/externalDatabase/host': minLength: got 0, want 1"),
+        ({"externalDatabase": {"sslMode": "verify-full"}}, "at '/externalDatabase/sslMode': value must be one of"),
+        ({"image": {"digest": "latest"}}, "at '/image/digest'"),
+        ({"resources": {"limits": None}}, "missing property 'limits'"),  # null deletes a default
+        ({"postgresql": {"securityContext": {"runAsUser": 0}}}, "at '/postgresql/securityContext/runAsUser': minimum"),
+    ],
+    ids=lambda v: str(v)[:60] if isinstance(v, dict) else None,
+)
+def test_schema_rejects_bad_values_with_a_clear_message(chart, values, message):
+    with pytest.raises(helm.HelmValuesError) as failure:
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    assert message in str(failure.value), str(failure.value)
+    # The message names the offending key, never just "invalid".
+    assert "at '" in str(failure.value)
+
+
+def test_secret_values_are_rejected_not_echoed(chart):
+    with pytest.raises(helm.HelmValuesError) as failure:
+        chart.render({"secrets": {"secretKey": "hunter2-is-my-key"}}, name=RELEASE, namespace=NAMESPACE)
+    assert "minLength: got 17, want 32" in str(failure.value)
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_value_sets_pass_the_schema(chart, value_set):
+    chart.validate_schema(chart.merge_values(VALUE_SETS[value_set][0]))
+
+
+# --- every container: the restricted Pod Security profile -----------------------------
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_every_container_is_restricted(value_set):
+    objects = render(value_set)
+    checked = 0
+    for obj, spec, c, _ in workloads(objects):
+        where = f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}"
+        pod_sc, sc = spec.get("securityContext", {}), c.get("securityContext", {})
+        assert sc.get("allowPrivilegeEscalation") is False, where
+        assert sc.get("readOnlyRootFilesystem") is True, where
+        assert sc.get("privileged", False) is False, where
+        assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+        assert not sc.get("capabilities", {}).get("add"), where
+        assert (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")) is True, where
+        uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+        assert isinstance(uid, int) and uid > 0, where
+        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
+        assert seccomp.get("type") == "RuntimeDefault", where
+        assert spec.get("automountServiceAccountToken") is False, where
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(flag), where
+        assert not [v for v in spec.get("volumes", []) if "hostPath" in v], where
+        res = c.get("resources", {})
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(res.get(kind, {})), f"{where} {kind}"
+        image = c["image"]
+        assert not image.endswith(":latest") and (":" in image.rsplit("/", 1)[-1] or "@sha256:" in image), where
+        # A read-only root needs somewhere to write temporary files.
+        mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+        if c["name"] != "curl":
+            assert "/tmp" in mounts, where
+            volume = next(v for v in spec["volumes"] if v["name"] == mounts["/tmp"])
+            assert "emptyDir" in volume, where
+        checked += 1
+    # app + init gate + migrate Job + helm test (+ postgres when in-cluster)
+    assert checked >= 4
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_greeter_images_run_as_65532(value_set):
+    objects = render(value_set)
+    for obj, spec, c, _ in workloads(objects):
+        if obj["metadata"]["labels"]["app.kubernetes.io/component"] in ("app", "migrate", "test"):
+            assert spec["securityContext"]["runAsUser"] == 65532
+            assert spec["securityContext"]["runAsGroup"] == 65532
+
+
+def test_postgres_runs_as_the_image_user():
+    sts = one(render("defaults"), "StatefulSet")
+    sc = sts["spec"]["template"]["spec"]["securityContext"]
+    # postgres:*-alpine: UID/GID 70 (the Debian variant would be 999, see values.yaml).
+    assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]) == (70, 70, 70)
+    assert sc["fsGroupChangePolicy"] == "OnRootMismatch"
+
+
+# --- the app Deployment ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_deployment_rollout_and_probes(value_set):
+    objects = render(value_set)
+    dep = one(objects, "Deployment")
+    spec = dep["spec"]
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    hpa = find(objects, "HorizontalPodAutoscaler")
+    if hpa:
+        assert "replicas" not in spec, "the HPA owns the replica count"
+        assert hpa[0]["apiVersion"] == "autoscaling/v2"
+        assert hpa[0]["spec"]["minReplicas"] >= 2
+        assert hpa[0]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    else:
+        assert spec["replicas"] >= 2
+    pod = spec["template"]["spec"]
+    assert pod["enableServiceLinks"] is False
+    (app,) = pod["containers"]
+    assert app["args"] == ["serve"] and "command" not in app
+    ports = {p["name"]: p["containerPort"] for p in app["ports"]}
+    assert ports == {"http": 8080, "metrics": 9090}
+    assert app["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert app["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert app["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # No shell in the image: the kubelet's native sleep action, shorter than the grace period.
+    sleep = app["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < sleep < pod["terminationGracePeriodSeconds"]
+    assert "exec" not in app["lifecycle"]["preStop"]
+    spread = pod["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    annotations = spec["template"]["metadata"]["annotations"]
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/config"])
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/secret"])
+
+
+def test_config_change_rolls_the_pods(chart):
+    base = one(render("defaults"), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    changed = one(render_values(chart, {"config": {"logFormat": "pretty"}}), "Deployment")
+    assert changed["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != base["checksum/config"]
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_init_container_gates_on_migrations(value_set):
+    objects = render(value_set)
+    dep, job = one(objects, "Deployment"), one(objects, "Job")
+    (gate,) = dep["spec"]["template"]["spec"]["initContainers"]
+    (migrate,) = job["spec"]["template"]["spec"]["containers"]
+    assert gate["image"] == migrate["image"]
+    assert gate["image"].startswith("greeter-migrate")
+    assert gate["args"][:2] == ["--wait", "--timeout"] and int(gate["args"][2]) > 0
+    assert "command" not in gate
+    # The gate checks the same database the Job migrates.
+    assert gate["envFrom"] == migrate["envFrom"]
+    db_password = [e for e in gate["env"] if e["name"] == "DATABASE_PASSWORD"]
+    assert db_password and db_password[0] in migrate["env"]
+
+
+# --- the per-revision migration Job -----------------------------------------------------
+
+
+@pytest.mark.parametrize("revision", [1, 2, 17])
+def test_migration_job_is_named_per_revision(revision):
+    job = one(render("defaults", revision=revision), "Job")
+    assert job["metadata"]["name"] == f"greeter-migrate-{revision}"
+
+
+def test_migration_job_is_a_plain_release_resource():
+    job = one(render("defaults"), "Job")
+    # Not a hook (see the comment in migrate-job.yaml): created with the database.
+    assert not [k for k in job["metadata"]["annotations"] if k.startswith("helm.sh/hook")]
+    spec = job["spec"]
+    assert "ttlSecondsAfterFinished" not in spec
+    assert spec["backoffLimit"] >= 1 and spec["activeDeadlineSeconds"] >= 60
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (c,) = pod["containers"]
+    assert "args" not in c and "command" not in c
+    env = {e["name"]: e for e in c["env"]}
+    assert env["ADMIN_USERNAME"]["value"] == "admin"
+    assert env["ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "ADMIN_PASSWORD"
+    # The Job's pods must never be selected by the app's Service or Deployment.
+    dep = one(render("defaults"), "Deployment")
+    selector = dep["spec"]["selector"]["matchLabels"].items()
+    assert not selector <= spec["template"]["metadata"]["labels"].items()
+
+
+def test_migration_template_explains_why_it_is_not_a_hook():
+    text = (CHART / "templates" / "migrate-job.yaml").read_text()
+    assert "pre-install" in text and "post-install" in text and "deadlock" in text
+
+
+# --- configuration and secrets ---------------------------------------------------------
+
+
+def test_app_env_wiring():
+    objects = render("defaults")
+    dep = one(objects, "Deployment")
+    env = resolve_env(objects, dep["spec"]["template"]["spec"]["containers"][0])
+    assert env["DATABASE_HOST"] == "greeter-postgresql"
+    assert env["DATABASE_PORT"] == "5432"
+    assert env["DATABASE_NAME"] == "greeter" and env["DATABASE_USER"] == "greeter"
+    assert env["DATABASE_SSLMODE"] == "disable"
+    assert env["DEBUG"] == "false" and env["APP_ENV"] == "local" and env["LOG_FORMAT"] == "json"
+    assert env["LISTEN_ADDR"] == "0.0.0.0:8080" and env["METRICS_ADDR"] == "0.0.0.0:9090"
+    assert len(env["SECRET_KEY"]) >= 32
+    assert env["PAYMENT_API_KEY"] and env["DATABASE_PASSWORD"]
+    assert "ADMIN_PASSWORD" not in env, "only the migration Job needs the admin password"
+    # The app and the database agree on the password.
+    sts = one(objects, "StatefulSet")
+    assert resolve_env(objects, sts["spec"]["template"]["spec"]["containers"][0])["POSTGRES_PASSWORD"] == env[
+        "DATABASE_PASSWORD"
+    ]
+
+
+@pytest.mark.parametrize("value_set", ["defaults", "staging", "ingress-tls", "autoscaling-off"])
+def test_every_env_reference_resolves_within_the_render(value_set):
+    objects = render(value_set)
+    for obj, _, c, _ in workloads(objects):
+        resolve_env(objects, c)  # raises KeyError on a dangling reference
+
+
+@pytest.mark.parametrize("value_set", ["production", "external-db"])
+def test_existing_secrets_are_referenced_not_created(value_set):
+    values, _ = VALUE_SETS[value_set]
+    objects = render(value_set)
+    names = {o["metadata"]["name"] for o in find(objects, "Secret")}
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for _, _, c, _ in workloads(objects)
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    db_secret = values["externalDatabase"]["existingSecret"]
+    assert db_secret in refs and db_secret not in names
+    if values.get("secrets", {}).get("existingSecret"):
+        assert values["secrets"]["existingSecret"] in refs and values["secrets"]["existingSecret"] not in names
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_no_secret_holds_a_weak_literal(value_set):
+    objects = render(value_set)
+    for secret in find(objects, "Secret"):
+        assert secret["metadata"]["annotations"].get("helm.sh/resource-policy") == "keep"
+        assert "stringData" not in secret
+        for key, encoded in secret["data"].items():
+            value = base64.b64decode(encoded).decode()
+            where = f"{secret['metadata']['name']}/{key}"
+            assert value.lower() not in WEAK and len(value) >= 16, where
+            assert len(set(value)) > 8, f"{where} looks like a placeholder"
+    # Secrets reach containers only by reference, never as literal env values.
+    for _, _, c, _ in workloads(objects):
+        for e in c.get("env", []):
+            if re.search(r"PASSWORD|SECRET|_KEY$", e["name"]):
+                assert "value" not in e, f"{c['name']}: {e['name']} is a literal"
+
+
+def test_generated_secrets_are_random_per_install():
+    # Under `helm template`, lookup finds nothing, so each install generates new values:
+    # proof that none of them is a literal default in the chart.
+    first = {o["metadata"]["name"]: o["data"] for o in find(render("defaults", revision=1), "Secret")}
+    second = {o["metadata"]["name"]: o["data"] for o in find(render("defaults", revision=2), "Secret")}
+    assert first.keys() == second.keys() == {"greeter", "greeter-postgresql"}
+    for name in first:
+        for key in first[name]:
+            assert first[name][key] != second[name][key], f"{name}/{key} is not generated"
+
+
+def test_explicit_secret_values_win(chart):
+    key = "k" * 16 + "Q7x!" * 4 + "z" * 16
+    objects = render_values(chart, {"secrets": {"secretKey": key}})
+    data = one(objects, "Secret", "greeter")["data"]
+    assert base64.b64decode(data["SECRET_KEY"]).decode() == key
+
+
+# --- Services, Ingress, monitoring -------------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_only_the_public_port_is_exposed_outside_the_cluster(value_set):
+    values, _ = VALUE_SETS[value_set]
+    objects = render(value_set)
+    for svc in find(objects, "Service"):
+        if svc["spec"].get("type") in ("NodePort", "LoadBalancer"):
+            ports = svc["spec"]["ports"]
+            assert [p["name"] for p in ports] == ["http"], svc["metadata"]["name"]
+            assert ports[0]["targetPort"] == "http"
+    metrics = one(objects, "Service", "greeter-metrics")
+    assert metrics["spec"]["type"] == "ClusterIP"
+    if value_set == "defaults":
+        public = one(objects, "Service", "greeter")
+        assert public["spec"]["type"] == "NodePort" and public["spec"]["ports"][0]["nodePort"] == 30080
+
+
+def test_postgres_service_is_headless():
+    svc = one(render("defaults"), "Service", "greeter-postgresql")
+    assert svc["spec"]["clusterIP"] == "None"
+    assert [p["port"] for p in svc["spec"]["ports"]] == [5432]
+
+
+def test_ingress_with_tls_and_cert_manager():
+    objects = render("ingress-tls")
+    ing = one(objects, "Ingress")
+    assert ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    assert ing["spec"]["tls"] == [{"secretName": "greeter-tls", "hosts": ["greeter.example.org"]}]
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "greeter", "port": {"name": "http"}}
+    assert not find(render("defaults"), "Ingress")
+
+
+def test_production_values():
+    objects = render("production")
+    dep = one(objects, "Deployment")
+    env_cm = one(objects, "ConfigMap")["data"]
+    assert env_cm["DEBUG"] == "false" and env_cm["APP_ENV"] == "production"
+    assert one(objects, "HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 3
+    assert find(objects, "Ingress")[0]["spec"]["tls"]
+    assert one(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+    constraints = dep["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in constraints} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    assert constraints[0]["whenUnsatisfiable"] == "DoNotSchedule"
+    assert all(o["metadata"]["namespace"] == "greeter-production" for o in objects)
+
+
+def test_staging_values():
+    objects = render("staging")
+    assert one(objects, "ConfigMap")["data"]["DEBUG"] == "false"
+    assert one(objects, "StatefulSet")["metadata"]["namespace"] == "greeter-staging"
+    assert one(objects, "Service", "greeter")["spec"]["type"] == "ClusterIP"
+
+
+def test_pdb():
+    for value_set in ALL_SETS:
+        pdb = one(render(value_set), "PodDisruptionBudget")
+        dep = one(render(value_set), "Deployment")
+        assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+        assert pdb["spec"]["maxUnavailable"] == 1
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+def test_postgres_statefulset(chart):
+    objects = render("defaults")
+    sts = one(objects, "StatefulSet")
+    spec = sts["spec"]
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert "storageClassName" not in claim["spec"], "empty storageClass = the cluster default"
+    assert "helm.sh/chart" not in claim["metadata"]["labels"], "VCTs are immutable; no version labels"
+    (pg,) = spec["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert pg[probe]["exec"]["command"][0] == "pg_isready"
+    mounts = {m["mountPath"] for m in pg["volumeMounts"]}
+    assert {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"} <= mounts
+    assert one(objects, "Secret", "greeter-postgresql")["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    custom = one(render_values(chart, {"postgresql": {"persistence": {"storageClass": "fast-ssd"}}}), "StatefulSet")
+    assert custom["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast-ssd"
+
+
+def test_external_database_switch():
+    objects = render("external-db")
+    assert not find(objects, "StatefulSet")
+    assert "greeter-postgresql" not in {o["metadata"]["name"] for o in objects}
+    data = one(objects, "ConfigMap")["data"]
+    assert (data["DATABASE_HOST"], data["DATABASE_PORT"], data["DATABASE_NAME"], data["DATABASE_USER"]) == (
+        "db.internal.example.com",
+        "6432",
+        "greeter_prod",
+        "greeter_app",
+    )
+    assert data["DATABASE_SSLMODE"] == "require"
+    dep = one(objects, "Deployment")
+    ref = next(
+        e["valueFrom"]["secretKeyRef"]
+        for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
+        if e["name"] == "DATABASE_PASSWORD"
+    )
+    assert ref == {"name": "managed-db", "key": "db-password"}
+    app_policy = one(objects, "NetworkPolicy", "greeter-app")
+    db_rule = app_policy["spec"]["egress"][0]
+    assert db_rule["ports"] == [{"protocol": "TCP", "port": 6432}]
+    assert db_rule["to"] == [{"ipBlock": {"cidr": "10.30.0.0/16"}}]
+
+
+# --- NetworkPolicies ---------------------------------------------------------------------
+
+
+def _peers_match(peer, labels):
+    return peer.get("podSelector", {}).get("matchLabels", {}).items() <= labels.items() and "namespaceSelector" not in peer
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_network_policies(value_set):
+    objects = render(value_set)
+    policies = find(objects, "NetworkPolicy")
+    deny = one(objects, "NetworkPolicy", "greeter-default-deny")
+    assert deny["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "greeter",
+        "app.kubernetes.io/instance": "greeter",
+    }
+    assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]
+    # Every pod of the release is under the default deny.
+    for obj in objects:
+        spec = pod_spec(obj)
+        if spec is not None:
+            labels = obj["spec"]["template"]["metadata"]["labels"] if obj["kind"] != "Pod" else obj["metadata"]["labels"]
+            assert deny["spec"]["podSelector"]["matchLabels"].items() <= labels.items(), obj["metadata"]["name"]
+    app = one(objects, "NetworkPolicy", "greeter-app")
+    ingress = app["spec"]["ingress"]
+    assert ingress[0] == {"ports": [{"protocol": "TCP", "port": "http"}]}
+    metrics_rule = ingress[1]
+    assert metrics_rule["ports"] == [{"protocol": "TCP", "port": "metrics"}]
+    assert metrics_rule["from"][0]["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    dns = app["spec"]["egress"][1]["ports"]
+    assert {(p["protocol"], p["port"]) for p in dns} == {("UDP", 53), ("TCP", 53)}
+    if VALUE_SETS[value_set][0].get("postgresql", {}).get("enabled", True):
+        db = one(objects, "NetworkPolicy", "greeter-postgresql")
+        sts = one(objects, "StatefulSet")
+        assert db["spec"]["podSelector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
+        (rule,) = db["spec"]["ingress"]
+        allowed = {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in rule["from"]}
+        assert allowed == {"app", "migrate"}, "only the app (and its migrator) reaches PostgreSQL"
+        assert all("namespaceSelector" not in p and "ipBlock" not in p for p in rule["from"])
+        assert "egress" not in db["spec"], "PostgreSQL opens no connections"
+        # ...and the test pod may not reach it.
+        test_policy = one(objects, "NetworkPolicy", "greeter-test")
+        for rule in test_policy["spec"]["egress"]:
+            for peer in rule.get("to", []):
+                assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "app"
+    assert len(policies) >= 4
+
+
+def test_metrics_peers_are_configurable(chart):
+    objects = render_values(
+        chart,
+        {"networkPolicy": {"metrics": {"namespaceSelector": {"matchLabels": {"team": "obs"}},
+                                       "podSelector": {"matchLabels": {"app": "prometheus"}}}}},
+    )
+    peer = one(objects, "NetworkPolicy", "greeter-app")["spec"]["ingress"][1]["from"][0]
+    assert peer == {"namespaceSelector": {"matchLabels": {"team": "obs"}}, "podSelector": {"matchLabels": {"app": "prometheus"}}}
+
+
+# --- labels, names, NOTES, helm test -------------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_recommended_labels_and_namespace(value_set):
+    _, namespace = VALUE_SETS[value_set]
+    for obj in render(value_set):
+        labels = obj["metadata"]["labels"]
+        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                    "app.kubernetes.io/managed-by", "helm.sh/chart"):
+            assert key in labels, f"{obj['kind']}/{obj['metadata']['name']} lacks {key}"
+        assert obj["metadata"]["namespace"] == namespace
+        assert len(obj["metadata"]["name"]) <= 63
+
+
+def test_notes_tell_how_to_get_the_admin_password_and_curl():
+    notes = render_raw("defaults")["greeter/templates/NOTES.txt"]
+    assert "kubectl -n greeter get secret greeter -o jsonpath='{.data.ADMIN_PASSWORD}' | base64 -d" in notes
+    assert "curl http://localhost:8080/" in notes
+    assert "WARNING" not in notes
+    prod = render_raw("production")["greeter/templates/NOTES.txt"]
+    assert "get secret greeter-app " in prod and "curl https://greeter.example.com/" in prod
+
+
+def test_helm_test_pod():
+    pod = one(render("defaults"), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (c,) = pod["spec"]["containers"]
+    assert re.fullmatch(r"curlimages/curl:\d+\.\d+\.\d+", c["image"]), "a pinned, small curl image"
+    assert c["command"] == ["curl"] and "--fail" in c["args"]
+    urls = [a for a in c["args"] if a.startswith("http://")]
+    assert urls == ["http://greeter:80/readyz", "http://greeter:80/"]
+    assert pod["spec"]["restartPolicy"] == "Never"
