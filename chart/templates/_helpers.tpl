@@ -228,3 +228,19 @@ external database's port (restricted to networkPolicy.externalDatabaseCIDRs if g
   {{- end }}
 {{- end -}}
 {{- end }}
+
+{{/*
+checksum/secret for the app pods. It hashes what Helm can change: the explicit secret
+values and which Secrets/keys are used. Generated values are not hashed: they are random
+on the first render (so a hash of them would differ between install and the first
+upgrade and roll the pods for nothing), and afterwards `lookup` keeps them unchanged.
+A Secret edited outside Helm needs `kubectl rollout restart` (see DOCS.md).
+*/}}
+{{- define "greeter.secretsChecksum" -}}
+{{- $inputs := dict
+      "secrets" .Values.secrets
+      "databasePassword" .Values.postgresql.auth.password
+      "databaseSecret" (include "greeter.databaseSecretName" .)
+      "databaseSecretKey" (include "greeter.databaseSecretKey" .) -}}
+{{- toJson $inputs | sha256sum -}}
+{{- end }}

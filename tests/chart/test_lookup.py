@@ -1,0 +1,141 @@
+"""Secrets keep their values across upgrades: Helm's `lookup`, exercised for real.
+
+`helm template` cannot show this (lookup returns nothing offline). Here the real Helm
+engine renders cluster-aware (helm-python-sdk's Config.render, which only contacts the
+API server for `lookup`) against a tiny fake kube-apiserver on 127.0.0.1 that serves the
+two endpoints lookup uses: API discovery for v1 and GET of a Secret. The fake holds what a
+previous install created, so each render below is what an upgrade would apply.
+
+What it does not prove: server-side behaviour such as Helm adopting a kept Secret on
+reinstall, or RBAC allowing the lookup; `nix run .#deploy` twice on kind covers those.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import helm_python as helm
+import pytest
+import yaml
+
+from conftest import CHART, NAMESPACE, RELEASE, one, parse_manifests
+
+
+class FakeApiServer:
+    def __init__(self):
+        self.secrets: dict[str, dict[str, str]] = {}
+        self.requests: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                fake.requests.append(self.path)
+                path = self.path.split("?", 1)[0]
+                prefix = f"/api/v1/namespaces/{NAMESPACE}/secrets/"
+                if path == "/api/v1":
+                    self._send(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+                                     "resources": [{"name": "secrets", "singularName": "secret", "namespaced": True,
+                                                    "kind": "Secret", "verbs": ["get", "list"]}]})
+                elif path.startswith(prefix) and path[len(prefix):] in fake.secrets:
+                    name = path[len(prefix):]
+                    self._send(200, {"apiVersion": "v1", "kind": "Secret",
+                                     "metadata": {"name": name, "namespace": NAMESPACE},
+                                     "data": fake.secrets[name]})
+                else:
+                    self._send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                     "reason": "NotFound", "code": 404})
+
+            def _send(self, code, body):
+                payload = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def apply(self, objects):
+        """Store the rendered Secrets, as the API server would after an install."""
+        for secret in objects:
+            if secret["kind"] == "Secret":
+                self.secrets[secret["metadata"]["name"]] = dict(secret["data"])
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    fake = FakeApiServer()
+    fake.thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": fake.url}}],
+        "users": [{"name": "fake", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": NAMESPACE}}],
+    }))
+    with helm.Config(kubeconfig_path=kubeconfig, namespace=NAMESPACE) as config, helm.Chart.load(CHART) as chart:
+        def render(values=None, revision=1):
+            return parse_manifests(config.render(chart, values or {}, name=RELEASE, namespace=NAMESPACE,
+                                                 revision=revision, is_install=revision == 1,
+                                                 is_upgrade=revision > 1))
+        yield fake, render
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def _secret_data(objects):
+    return {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "Secret"}
+
+
+def test_upgrade_keeps_generated_secrets(cluster):
+    fake, render = cluster
+    install = render(revision=1)
+    assert any("/secrets/greeter" in r for r in fake.requests), "lookup did not reach the API server"
+    fake.apply(install)
+    upgrade = render({"config": {"logFormat": "pretty"}}, revision=2)
+    assert _secret_data(upgrade) == _secret_data(install)
+    # Stable secrets => stable checksum: an upgrade that changes no secret does not roll
+    # the pods for that reason (the config change here rolls them through checksum/config).
+    before = one(install, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    after = one(upgrade, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert after["checksum/secret"] == before["checksum/secret"]
+    assert after["checksum/config"] != before["checksum/config"]
+    assert one(upgrade, "Job")["metadata"]["name"] == "greeter-migrate-2"
+
+
+def test_reinstall_after_uninstall_reuses_the_kept_secrets(cluster):
+    fake, render = cluster
+    fake.apply(render(revision=1))
+    # `helm uninstall` keeps both Secrets (resource-policy: keep); a new install finds them.
+    again = render(revision=1)
+    assert _secret_data(again) == {name: data for name, data in fake.secrets.items()}
+
+
+def test_a_missing_key_is_generated_and_the_others_kept(cluster):
+    fake, render = cluster
+    fake.apply(render(revision=1))
+    kept = dict(fake.secrets["greeter"])
+    del fake.secrets["greeter"]["PAYMENT_API_KEY"]
+    data = _secret_data(render(revision=2))["greeter"]
+    assert data["SECRET_KEY"] == kept["SECRET_KEY"] and data["ADMIN_PASSWORD"] == kept["ADMIN_PASSWORD"]
+    assert len(base64.b64decode(data["PAYMENT_API_KEY"])) >= 32
+
+
+def test_an_explicit_value_overrides_the_kept_one(cluster):
+    fake, render = cluster
+    fake.apply(render(revision=1))
+    rotated = "r0tated-" + "x9Y" * 10
+    data = _secret_data(render({"secrets": {"secretKey": rotated}}, revision=2))["greeter"]
+    assert base64.b64decode(data["SECRET_KEY"]).decode() == rotated
+    assert data["ADMIN_PASSWORD"] == fake.secrets["greeter"]["ADMIN_PASSWORD"]
