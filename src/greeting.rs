@@ -17,6 +17,9 @@ use crate::config::DatabaseSettings;
 
 pub const CHANNEL: &str = "greeting_changed";
 
+/// `application_name` of the LISTEN connection, as seen in `pg_stat_activity`.
+pub const LISTENER_APPLICATION_NAME: &str = "greeter-listener";
+
 /// Served when no greeting is marked active (the admin keeps one active, psql might not).
 pub const FALLBACK_MESSAGE: &str = "Hello, World!";
 
@@ -82,10 +85,10 @@ async fn listen_once(
     settings: &DatabaseSettings,
     cache: &GreetingCache,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = settings
-        .pg_config()
-        .connect(crate::db::tls_connector())
-        .await?;
+    let mut config = settings.pg_config();
+    // A name of its own, so operators (and tests) can tell this connection apart.
+    config.application_name(LISTENER_APPLICATION_NAME);
+    let (client, mut connection) = config.connect(crate::db::tls_connector()).await?;
     // The connection must be polled to make progress; its messages carry the notifications.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {

@@ -1,1 +1,16 @@
+//! Integration tests: the real application against a real PostgreSQL.
+//! One test binary (like zero2prod) so the crate is linked once.
 
+mod helpers;
+mod postgres;
+
+mod config_errors;
+mod createsuperuser;
+mod greeting;
+mod health;
+mod http_hygiene;
+mod metrics;
+mod migrations;
+mod notify;
+mod readiness;
+mod shutdown;

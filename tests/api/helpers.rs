@@ -1,0 +1,234 @@
+//! Spawning the real application for tests: in-process on random ports (fast), or as the
+//! real binary (for signals, exit codes and stdout).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use greeter::config::{AppEnv, LogFormat, Settings};
+use greeter::startup::Application;
+use greeter::state::AppState;
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+
+use crate::postgres::{self, Server, TEMPLATE_DB};
+
+pub const TEST_SECRET_KEY: &str = "test-secret-key-that-is-long-enough-0123456789";
+
+pub struct TestApp {
+    pub address: String,
+    pub metrics_address: String,
+    pub db_name: String,
+    pub server: Server,
+    pub settings: Settings,
+    pub state: AppState,
+    /// Keeps cookies, never follows redirects (tests assert on them).
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test database on `server`, listening on free loopback ports.
+pub fn test_settings(server: &Server, db_name: &str) -> Settings {
+    Settings {
+        secret_key: SecretString::from(TEST_SECRET_KEY.to_owned()),
+        debug: false,
+        app_env: AppEnv::Local,
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        log_format: LogFormat::Json,
+        database: server.settings(db_name),
+        payment_api_key: None,
+    }
+}
+
+/// A new app on its own freshly migrated database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], after `customise` adjusted the settings.
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let server = postgres::shared().clone();
+    let db_name = server.create_database(Some(TEMPLATE_DB)).await;
+    let mut settings = test_settings(&server, &db_name);
+    customise(&mut settings);
+    spawn_app_on(server, db_name, settings).await
+}
+
+/// Start an app for an existing database (e.g. a second replica of the same database).
+pub async fn spawn_app_on(server: Server, db_name: String, settings: Settings) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the application builds");
+    let address = format!("http://{}", app.http_addr());
+    let metrics_address = format!("http://{}", app.metrics_addr());
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let test_app = TestApp {
+        address,
+        metrics_address,
+        db_name,
+        server,
+        settings,
+        state,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap(),
+        stop: Some(stop),
+        task: Some(task),
+    };
+    // The greeting loads asynchronously; tests start once the replica could serve it.
+    wait_for("the greeting to load", Duration::from_secs(10), || async {
+        test_app.state.greeting.get().is_some()
+    })
+    .await;
+    test_app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A connection to this test's own database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        greeter::db::connect(&self.server.settings(&self.db_name))
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Insert a user with a known password.
+    #[allow(dead_code)] // until the admin tests use it
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        is_staff: bool,
+        is_superuser: bool,
+    ) -> i64 {
+        let hash = greeter::auth::password::hash(&SecretString::from(password.to_owned()));
+        self.db()
+            .await
+            .query_one(
+                "INSERT INTO users (username, password_hash, is_staff, is_superuser)
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&username, &hash, &is_staff, &is_superuser],
+            )
+            .await
+            .expect("insert user")
+            .get(0)
+    }
+
+    /// Stop like SIGTERM would, and wait until the server has finished.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server run");
+        }
+    }
+}
+
+/// Poll `condition` until it holds, or panic naming what never happened.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut condition: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if condition().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Environment for running the real `greeter` binary against `db_name`.
+pub fn server_env(server: &Server, db_name: &str) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = server.env(db_name).into_iter().collect();
+    env.insert("SECRET_KEY".into(), TEST_SECRET_KEY.into());
+    env.insert("DEBUG".into(), "false".into());
+    env.insert("APP_ENV".into(), "local".into());
+    env.insert("LOG_FORMAT".into(), "json".into());
+    env
+}
+
+/// Run one of the package's binaries with exactly `env` (nothing inherited but PATH).
+pub fn binary(name: &str, env: &HashMap<String, String>) -> Command {
+    let path = match name {
+        "greeter" => env!("CARGO_BIN_EXE_greeter"),
+        "greeter-migrate" => env!("CARGO_BIN_EXE_greeter-migrate"),
+        other => panic!("unknown binary {other}"),
+    };
+    let mut command = Command::new(path);
+    command.env_clear().envs(env);
+    if let Some(p) = std::env::var_os("PATH") {
+        command.env("PATH", p);
+    }
+    command
+}
+
+/// A `greeter serve` process on free ports; stdout is piped for the access log.
+pub struct ServerProcess {
+    pub child: Child,
+    pub address: SocketAddr,
+}
+
+impl ServerProcess {
+    pub async fn start(server: &Server, db_name: &str) -> Self {
+        let port = postgres::free_port();
+        let mut env = server_env(server, db_name);
+        env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
+        env.insert(
+            "METRICS_ADDR".into(),
+            format!("127.0.0.1:{}", postgres::free_port()),
+        );
+        let child = binary("greeter", &env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start greeter");
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let url = format!("http://{address}/readyz");
+        wait_for(
+            "the server to become ready",
+            Duration::from_secs(15),
+            || {
+                let url = url.clone();
+                async move { matches!(reqwest::get(&url).await, Ok(r) if r.status() == 200) }
+            },
+        )
+        .await;
+        Self { child, address }
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
