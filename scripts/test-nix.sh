@@ -28,7 +28,11 @@ need() { command -v "$1" >/dev/null 2>&1 || { fail "$1 not installed (see script
 tmp=$(mktemp -d)
 local_pgid=
 cleanup() {
-  if [[ -n $local_pgid ]]; then kill -TERM -- "-$local_pgid" 2>/dev/null || true; fi
+  # Let a still-running local mode stop its PostgreSQL before its directory goes.
+  if [[ -n $local_pgid ]]; then
+    kill -TERM -- "-$local_pgid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$local_pgid" 2>/dev/null || break; sleep 0.2; done
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
