@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Benchmark: greeter's GET / against a throwaway PostgreSQL (nix/apps/local.sh), side by
+# side with a constant-JSON warp server (examples/ceiling.rs) as the ceiling, both under
+# wrk on this machine. Then the admin pages with a logged-in session, and GET / while a
+# flood of wrong-password logins runs. Prints requests/s, p50/p99 latency and RSS.
+#
+#   scripts/bench.sh                 10 s per run, 32 connections
+#   DURATION=30s CONNECTIONS=64 scripts/bench.sh
+#
+# Numbers depend on the machine: wrk and the server share its cores, so read the ratio
+# to the ceiling rather than the absolute figures.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-32}
+threads=${THREADS:-2}
+command -v wrk >/dev/null || { echo "bench: wrk not found (apt-get install wrk)" >&2; exit 1; }
+
+echo "bench: building release binaries"
+cargo build --release --quiet --bins --example ceiling
+
+tmp=$(mktemp -d)
+local_pid=
+ceiling_pid=
+cleanup() {
+  if [ -n "$ceiling_pid" ]; then kill "$ceiling_pid" 2>/dev/null || true; fi
+  # local.sh stops greeter and PostgreSQL on SIGTERM.
+  if [ -n "$local_pid" ]; then
+    kill -TERM "$local_pid" 2>/dev/null || true
+    wait "$local_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+ceiling_port=$(free_port)
+
+echo "bench: starting greeter (local mode, JSON logs to a file) on :$port"
+mkdir -p "$tmp/local"
+[ "$(id -u)" -ne 0 ] || chmod 755 "$tmp"
+PORT=$port METRICS_PORT=$(free_port) GREETER_LOCAL_DIR=$tmp/local \
+  GREETER_BIN=target/release/greeter GREETER_MIGRATE_BIN=target/release/greeter-migrate \
+  DEBUG=false LOG_FORMAT=json \
+  nix/apps/local.sh >"$tmp/access.log" 2>"$tmp/local.err" &
+local_pid=$!
+for _ in $(seq 1 300); do
+  grep -q "password:" "$tmp/local.err" 2>/dev/null && break
+  kill -0 "$local_pid" 2>/dev/null || { cat "$tmp/local.err" >&2; exit 1; }
+  sleep 0.1
+done
+admin_password=$(sed -n 's/^ *password: //p' "$tmp/local.err" | head -n 1)
+[ -n "$admin_password" ] || { cat "$tmp/local.err" >&2; echo "bench: local mode did not start" >&2; exit 1; }
+greeter_pid=$(pgrep -f "target/release/greeter serve" | head -n 1)
+
+target/release/examples/ceiling "127.0.0.1:$ceiling_port" &
+ceiling_pid=$!
+sleep 0.5
+
+rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+# wrk's summary -> "requests/s p50 p99" (latencies in ms).
+run_wrk() {
+  local out
+  out=$(wrk -t"$threads" -c"$1" -d"$duration" --latency "${@:2}")
+  awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
+    $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
+    /Non-2xx/ { non2xx = $NF }
+    END { printf "%.0f %.2f %.2f %s\n", rps, p50, p99, (non2xx == "" ? 0 : non2xx) }
+  ' <<<"$out"
+}
+
+printf '\n%-34s %10s %9s %9s %9s %10s\n' "run (c=$connections, $duration)" "req/s" "p50 ms" "p99 ms" "non-2xx" "RSS MiB"
+row() { printf '%-34s %10s %9s %9s %9s %10s\n' "$@"; }
+
+wrk -t1 -c4 -d2s "http://127.0.0.1:$port/" >/dev/null   # warm up
+wrk -t1 -c4 -d2s "http://127.0.0.1:$ceiling_port/" >/dev/null
+read -r c_rps c_p50 c_p99 c_bad <<<"$(run_wrk "$connections" "http://127.0.0.1:$ceiling_port/")"
+row "ceiling (constant JSON, warp)" "$c_rps" "$c_p50" "$c_p99" "$c_bad" "$(rss_mib "$ceiling_pid")"
+read -r g_rps g_p50 g_p99 g_bad <<<"$(run_wrk "$connections" "http://127.0.0.1:$port/")"
+row "greeter GET /" "$g_rps" "$g_p50" "$g_p99" "$g_bad" "$(rss_mib "$greeter_pid")"
+
+# Admin pages with a logged-in session (the smoke script's login, reused by hand).
+jar=$tmp/cookies
+curl -s -c "$jar" -b "$jar" -o "$tmp/login.html" "http://127.0.0.1:$port/admin/login/"
+csrf=$(grep -o 'name="csrf_token"[^>]*' "$tmp/login.html" | sed -n 's/.*value="\([^"]*\)".*/\1/p' | head -n 1)
+login_status=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{http_code}' \
+  --data-urlencode "username=admin" --data-urlencode "password=$admin_password" \
+  --data-urlencode "csrf_token=$csrf" "http://127.0.0.1:$port/admin/login/")
+if [ "$login_status" = 302 ]; then
+  cookie=$(awk '!/^#/ || /^#HttpOnly_/ { if (NF >= 7) printf "%s=%s; ", $6, $7 }' "$jar")
+  for page in /admin/ /admin/greetings/ /admin/users/ /admin/audit/; do
+    read -r a_rps a_p50 a_p99 a_bad <<<"$(run_wrk 8 -H "Cookie: $cookie" "http://127.0.0.1:$port$page")"
+    row "admin $page (c=8)" "$a_rps" "$a_p50" "$a_p99" "$a_bad" "$(rss_mib "$greeter_pid")"
+  done
+else
+  echo "bench: admin login answered $login_status; admin pages skipped" >&2
+fi
+
+# GET / while 16 connections hammer the login form with wrong passwords.
+cat >"$tmp/flood.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, "username=user" .. counter .. "&password=wrong-password&csrf_token=x")
+end
+LUA
+wrk -t1 -c16 -d"$duration" -s "$tmp/flood.lua" "http://127.0.0.1:$port/admin/login/" >"$tmp/flood.out" &
+flood_pid=$!
+sleep 1
+read -r f_rps f_p50 f_p99 f_bad <<<"$(run_wrk "$connections" "http://127.0.0.1:$port/")"
+wait "$flood_pid" || true
+row "greeter GET / during login flood" "$f_rps" "$f_p50" "$f_p99" "$f_bad" "$(rss_mib "$greeter_pid")"
+flood_rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$tmp/flood.out")
+
+echo
+awk -v g="$g_rps" -v c="$c_rps" 'BEGIN { printf "greeter / ceiling throughput: %.2fx (target >= 0.80x)\n", g / c }'
+echo "greeter p99 at c=$connections: ${g_p99} ms (target < 5 ms)"
+echo "greeter peak RSS: $(hwm_mib "$greeter_pid") MiB (target < 30 MiB)"
+echo "login flood: ${flood_rps} wrong-password POSTs/s answered while GET / kept p99 ${f_p99} ms"
+echo "access log lines written: $(wc -l <"$tmp/access.log")"
