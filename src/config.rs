@@ -448,7 +448,7 @@ mod tests {
             ("DATABASE_SSLMODE", "verify-all"),
             ("LOG_FORMAT", "xml"),
             ("LISTEN_ADDR", "nowhere"),
-            ("DATABASE_POOL_MAX", "0"),
+            ("DATABASE_POOL_MAX", "none"),
         ] {
             let mut env = base();
             env.insert(name.into(), bad.into());
@@ -492,6 +492,33 @@ mod tests {
         );
         assert_eq!(err(env).variable, "DATABASE_PASSWORD_FILE");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Records every variable name the loaders ask for.
+    struct Recording(std::cell::RefCell<Vec<String>>, HashMap<String, String>);
+
+    impl Source for Recording {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.borrow_mut().push(name.to_owned());
+            self.1.get(name).cloned()
+        }
+    }
+
+    #[test]
+    fn variables_lists_exactly_what_the_loaders_read() {
+        let source = Recording(Default::default(), base());
+        Settings::from_source(&source).unwrap();
+        AdminBootstrap::from_source(&source).unwrap();
+        let mut read: Vec<String> = source.0.take();
+        read.sort();
+        read.dedup();
+        let mut expected: Vec<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
+        expected.extend(SECRET_VARIABLES.iter().map(|v| format!("{v}_FILE")));
+        expected.sort();
+        assert_eq!(
+            read, expected,
+            "VARIABLES (and DOCS.md) must match the code"
+        );
     }
 
     #[test]
