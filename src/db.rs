@@ -66,3 +66,19 @@ pub async fn connect(
     });
     Ok(client)
 }
+
+/// An error with its causes, e.g. "error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer" — tokio-postgres' own Display shows only the first part.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -66,7 +66,7 @@ pub async fn listen(
                         backoff = Duration::from_millis(100);
                         tracing::warn!("greeting listener connection closed; reconnecting");
                     }
-                    Err(e) => tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                    Err(e) => tracing::warn!(error = crate::db::describe(&e), retry_in_ms = backoff.as_millis() as u64,
                         "greeting listener failed; reconnecting"),
                 }
             }

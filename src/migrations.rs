@@ -117,7 +117,7 @@ pub async fn connect_with_retry(
             Err(e) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(
                     attempt,
-                    error = %e,
+                    error = crate::db::describe(&e),
                     host = %settings.host,
                     port = settings.port,
                     retry_in_ms = delay.as_millis() as u64,

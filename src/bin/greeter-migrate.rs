@@ -94,7 +94,11 @@ async fn apply(
     let mut client = match migrations::connect_with_retry(database, timeout).await {
         Ok(client) => client,
         Err(e) => {
-            tracing::error!(error = %e, timeout_s = timeout.as_secs(), "database not reachable; giving up");
+            tracing::error!(
+                error = greeter::db::describe(&e),
+                timeout_s = timeout.as_secs(),
+                "database not reachable; giving up"
+            );
             return false;
         }
     };
@@ -107,7 +111,7 @@ async fn apply(
             tracing::info!(count = applied.len(), "migrations applied");
         }
         Err(e) => {
-            tracing::error!(error = %e, "migrations failed");
+            tracing::error!(error = greeter::db::describe(&e), "migrations failed");
             return false;
         }
     }
@@ -139,7 +143,10 @@ async fn wait_until_current(database: &DatabaseSettings, timeout: Duration) -> b
             client = greeter::db::connect(database)
                 .await
                 .map_err(|e| {
-                    tracing::warn!(error = %e, "database not reachable yet");
+                    tracing::warn!(
+                        error = greeter::db::describe(&e),
+                        "database not reachable yet"
+                    );
                 })
                 .ok();
         }

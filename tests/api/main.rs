@@ -3,6 +3,7 @@
 
 mod helpers;
 mod postgres;
+mod tls_certs;
 
 mod config_errors;
 mod createsuperuser;
@@ -14,3 +15,4 @@ mod migrations;
 mod notify;
 mod readiness;
 mod shutdown;
+mod tls;

@@ -23,11 +23,51 @@ pub struct PgCluster {
     root: PathBuf,
     pub port: u16,
     as_postgres_user: bool,
+    /// Extra `-c name=value` server options (e.g. TLS), kept across restarts.
+    extra_options: String,
 }
 
 impl PgCluster {
     /// initdb a new cluster in a fresh temporary directory and start it on a free port.
     pub fn start() -> Self {
+        let cluster = Self::init();
+        cluster.start_server();
+        cluster
+    }
+
+    /// A cluster that only accepts TLS connections, with a certificate for 127.0.0.1
+    /// signed by a throwaway CA. Returns the cluster and the CA certificate's path.
+    pub fn start_tls_only() -> (Self, PathBuf) {
+        let mut cluster = Self::init();
+        let ca = crate::tls_certs::issue(&cluster.root, "127.0.0.1");
+        cluster.give_to_postgres(&[&ca.server_cert, &ca.server_key]);
+        cluster.extra_options = format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            ca.server_cert.display(),
+            ca.server_key.display()
+        );
+        // hostssl only: a plain-text connection attempt is refused.
+        let hba = cluster.root.join("data/pg_hba.conf");
+        std::fs::write(&hba, "hostssl all all 127.0.0.1/32 trust\n").expect("write pg_hba.conf");
+        cluster.start_server();
+        (cluster, ca.ca_cert)
+    }
+
+    fn give_to_postgres(&self, files: &[&Path]) {
+        if self.as_postgres_user {
+            for file in files {
+                let status = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(file)
+                    .status()
+                    .expect("run chown");
+                assert!(status.success());
+            }
+        }
+    }
+
+    /// initdb only; the server is not started.
+    fn init() -> Self {
         let bin_dir = find_bin_dir();
         let as_postgres_user = unsafe { libc::geteuid() } == 0;
         let root = std::env::temp_dir().join(format!("greeter-pg-{}", uuid::Uuid::new_v4()));
@@ -48,6 +88,7 @@ impl PgCluster {
             root,
             port: free_port(),
             as_postgres_user,
+            extra_options: String::new(),
         };
         cluster.run(
             "initdb",
@@ -63,7 +104,6 @@ impl PgCluster {
                 "--no-instructions",
             ],
         );
-        cluster.start_server();
         cluster
     }
 
@@ -77,9 +117,10 @@ impl PgCluster {
         let options = format!(
             "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c max_connections=400",
+             -c max_connections=400 {}",
             self.port,
-            self.root.to_string_lossy()
+            self.root.to_string_lossy(),
+            self.extra_options
         );
         let log = self
             .root
@@ -317,6 +358,7 @@ fn register_cleanup(cluster: &PgCluster) {
                 root: root.clone(),
                 port: 0,
                 as_postgres_user: *as_postgres_user,
+                extra_options: String::new(),
             };
             drop(cluster); // Drop stops the server and deletes the directory.
         }
