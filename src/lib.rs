@@ -1,5 +1,6 @@
 //! greeter: a greeting API with a Django-style admin, on PostgreSQL.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -13,12 +13,15 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
     pub greeting: Arc<GreetingCache>,
+    /// The admin's templates, keys and security policy.
+    pub admin: Arc<crate::admin::AdminState>,
     draining: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(settings: Settings, pool: Pool) -> Self {
         Self {
+            admin: Arc::new(crate::admin::AdminState::new(&settings)),
             settings: Arc::new(settings),
             pool,
             greeting: Arc::new(GreetingCache::default()),

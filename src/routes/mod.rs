@@ -25,7 +25,9 @@ pub fn get_or_head() -> BoxedFilter<()> {
 /// Everything served on `LISTEN_ADDR`.
 pub fn public(state: AppState) -> BoxedFilter<(Response,)> {
     greeting::route(state.clone())
-        .or(health::routes(state))
+        .or(health::routes(state.clone()))
+        .unify()
+        .or(crate::admin::routes(state))
         .unify()
         .recover(crate::error::handle_rejection)
         .unify()

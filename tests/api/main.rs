@@ -16,3 +16,6 @@ mod notify;
 mod readiness;
 mod shutdown;
 mod tls;
+
+mod admin_auth;
+mod admin_support;

@@ -1,0 +1,365 @@
+//! Login, logout and password change.
+
+use http::StatusCode;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::audit::{self, Actor, Change};
+use super::web::{Ctx, Form, Page, Result, flash_cookie, render_page, safe_next};
+use super::{AdminRequest, AdminState, security, session, throttle};
+use crate::auth::password;
+use crate::state::AppState;
+
+/// The same words for a wrong password, an unknown user, and a user who may not log in,
+/// so the page reveals nothing about which usernames exist.
+const LOGIN_FAILED: &str = "Please enter the correct username and password for a staff \
+                            account. Note that both fields may be case-sensitive.";
+const LOCKED_OUT: &str = "Too many failed login attempts. Please try again later.";
+const REQUIRED: &str = "This field is required.";
+
+/// `GET` and `POST /admin/login/`.
+pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
+    let admin = &*app.admin;
+    let form = if req.is_post() {
+        Form::parse(&req.body)
+    } else {
+        Form::parse(req.query.as_bytes())
+    };
+    let next = safe_next(form.get("next")).unwrap_or("/admin/").to_owned();
+    // The pre-login CSRF cookie: reuse the browser's, or issue one with this page.
+    let existing = req
+        .cookies
+        .get(admin.cookies.csrf)
+        .filter(|v| security::looks_like_token(v))
+        .cloned();
+
+    if !req.is_post() {
+        // Already logged in: nothing to do here.
+        if let Some(token) = req
+            .cookies
+            .get(admin.cookies.session)
+            .filter(|t| security::looks_like_token(t))
+        {
+            let db = app.pool.get().await?;
+            if session::load(&**db, token, &admin.policy())
+                .await?
+                .is_some()
+            {
+                return Ok(Page::redirect(next));
+            }
+        }
+        let (csrf_basis, new_cookie) = match existing {
+            Some(v) => (v, None),
+            None => {
+                let v = security::random_token();
+                (
+                    v.clone(),
+                    Some(admin.cookies.set(admin.cookies.csrf, &v, None)),
+                )
+            }
+        };
+        let flash = req
+            .cookies
+            .get(admin.cookies.flash)
+            .and_then(|v| admin.keys.verify_flash(v));
+        let mut page = login_page(
+            admin,
+            app,
+            &csrf_basis,
+            flash.as_ref(),
+            &next,
+            "",
+            json!({}),
+        )?;
+        if let Some(cookie) = new_cookie {
+            page = page.with_cookie(cookie);
+        }
+        return Ok(page);
+    }
+
+    // POST: the token must match the CSRF cookie that came with the login page.
+    let Some(csrf_basis) = existing else {
+        return Err(super::AdminError::Csrf);
+    };
+    if !admin
+        .keys
+        .csrf_valid("login", &csrf_basis, form.get("csrf_token"))
+    {
+        return Err(super::AdminError::Csrf);
+    }
+    let username = form.get("username").trim().to_owned();
+    let password = form.get("password").to_owned();
+    let mut errors = serde_json::Map::new();
+    if username.is_empty() {
+        errors.insert("username".into(), json!([REQUIRED]));
+    }
+    if password.is_empty() {
+        errors.insert("password".into(), json!([REQUIRED]));
+    }
+    if !errors.is_empty() {
+        return login_page(
+            admin,
+            app,
+            &csrf_basis,
+            None,
+            &next,
+            &username,
+            Value::Object(errors),
+        );
+    }
+
+    let policy = admin.policy();
+    let db = app.pool.get().await?;
+    let keys = throttle::Keys::new(&username, req.client_addr);
+    if throttle::is_locked(&**db, &keys).await? {
+        tracing::warn!(username = %username, client_addr = ?req.client_addr,
+            "admin login refused: locked out after repeated failures");
+        return Ok(login_page(
+            admin,
+            app,
+            &csrf_basis,
+            None,
+            &next,
+            &username,
+            json!({"form": [LOCKED_OUT]}),
+        )?
+        .with_status(StatusCode::TOO_MANY_REQUESTS));
+    }
+
+    let row = db
+        .query_opt(
+            "SELECT id, username, password_hash, is_active AND is_staff
+             FROM users WHERE lower(username) = lower($1)",
+            &[&username],
+        )
+        .await?;
+    // Unknown users are checked against a dummy hash, so both take the same time.
+    let phc = match &row {
+        Some(r) => r.get::<_, String>(2),
+        None => admin.dummy_hash().await,
+    };
+    let verified = admin
+        .verify_password(SecretString::from(password), phc)
+        .await;
+    let user = row.filter(|r| verified && r.get::<_, bool>(3));
+
+    let Some(user) = user else {
+        let failure = throttle::record_failure(&**db, &keys, &policy).await?;
+        tracing::info!(username = %username, client_addr = ?req.client_addr, "admin login failed");
+        for key in &failure.newly_locked {
+            tracing::warn!(key = %key, lockout_s = policy.lockout.as_secs(),
+                "admin login locked out after repeated failures");
+            audit::record(
+                &**db,
+                &Actor {
+                    user_id: None,
+                    username: username.clone(),
+                    client_addr: req.client_addr,
+                },
+                Change {
+                    action: "login_locked",
+                    object_type: "session",
+                    object_id: None,
+                    object_repr: key,
+                    before: None,
+                    after: Some(json!({"locked_for_seconds": policy.lockout.as_secs()})),
+                },
+            )
+            .await?;
+        }
+        tokio::time::sleep(failure.delay).await;
+        return login_page(
+            admin,
+            app,
+            &csrf_basis,
+            None,
+            &next,
+            &username,
+            json!({"form": [LOGIN_FAILED]}),
+        );
+    };
+
+    let user_id: i64 = user.get(0);
+    let canonical: String = user.get(1);
+    throttle::reset(&**db, &keys, &policy).await?;
+    session::sweep(&**db, &policy).await?;
+    // A new token at every login: a session id planted before login is worthless.
+    if let Some(old) = req
+        .cookies
+        .get(admin.cookies.session)
+        .filter(|t| security::looks_like_token(t))
+    {
+        session::delete(&**db, old).await?;
+    }
+    let token = session::create(&**db, user_id, req.client_addr).await?;
+    db.execute(
+        "UPDATE users SET last_login = now() WHERE id = $1",
+        &[&user_id],
+    )
+    .await?;
+    audit::record(
+        &**db,
+        &Actor {
+            user_id: Some(user_id),
+            username: canonical.clone(),
+            client_addr: req.client_addr,
+        },
+        Change {
+            action: "login",
+            object_type: "session",
+            object_id: Some(user_id),
+            object_repr: &canonical,
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tracing::info!(username = %canonical, "admin login");
+    Ok(Page::redirect(next).with_cookie(session_cookie(admin, &token)))
+}
+
+fn session_cookie(admin: &AdminState, token: &str) -> String {
+    admin.cookies.set(
+        admin.cookies.session,
+        token,
+        Some(admin.policy().absolute_timeout.as_secs()),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn login_page(
+    admin: &AdminState,
+    app: &AppState,
+    csrf_basis: &str,
+    flash: Option<&(String, String)>,
+    next: &str,
+    username: &str,
+    errors: Value,
+) -> Result<Page> {
+    let csrf = admin.keys.csrf_token("login", csrf_basis);
+    render_page(
+        admin,
+        app,
+        "login",
+        "Log in | Greeter administration",
+        None,
+        &csrf,
+        flash,
+        json!({"next": next, "username": username, "errors": errors}),
+    )
+}
+
+/// `POST /admin/logout/`.
+pub(crate) async fn logout(ctx: &mut Ctx<'_>) -> Result<Page> {
+    session::delete(&**ctx.db, &ctx.session_token).await?;
+    audit::record(
+        &**ctx.db,
+        &ctx.actor(),
+        Change {
+            action: "logout",
+            object_type: "session",
+            object_id: Some(ctx.user.id),
+            object_repr: &ctx.user.username,
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    let admin = ctx.admin;
+    Ok(Page::redirect("/admin/login/")
+        .with_cookie(admin.cookies.clear(admin.cookies.session))
+        .with_cookie(flash_cookie(admin, "info", "You have been logged out.")))
+}
+
+/// `GET` and `POST /admin/password_change/`: old password, new one twice.
+pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
+    const TITLE: &str = "Password change | Greeter administration";
+    if !ctx.req.is_post() {
+        return ctx.render("password_change", TITLE, json!({"errors": {}}));
+    }
+    let form = ctx.form();
+    let old = form.get("old_password");
+    let new1 = form.get("new_password1");
+    let new2 = form.get("new_password2");
+    let mut errors = serde_json::Map::new();
+    for (field, value) in [
+        ("old_password", old),
+        ("new_password1", new1),
+        ("new_password2", new2),
+    ] {
+        if value.is_empty() {
+            errors.insert(field.into(), json!([REQUIRED]));
+        }
+    }
+    if errors.is_empty() {
+        let phc: String = ctx
+            .db
+            .query_one(
+                "SELECT password_hash FROM users WHERE id = $1",
+                &[&ctx.user.id],
+            )
+            .await?
+            .get(0);
+        if !ctx
+            .admin
+            .verify_password(SecretString::from(old.to_owned()), phc)
+            .await
+        {
+            errors.insert(
+                "old_password".into(),
+                json!(["Your old password was entered incorrectly. Please enter it again."]),
+            );
+        }
+        if let Some(problems) = new_password_problems(new1, new2, &ctx.user.username) {
+            errors.insert("new_password2".into(), problems);
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(ctx
+            .render("password_change", TITLE, json!({"errors": errors}))?
+            .with_status(StatusCode::OK));
+    }
+    let hash = ctx
+        .admin
+        .hash_password(SecretString::from(new1.to_owned()))
+        .await;
+    let user_id = ctx.user.id;
+    let client_addr = ctx.req.client_addr;
+    let actor = ctx.actor();
+    let tx = ctx.db.transaction().await?;
+    tx.execute(
+        "UPDATE users SET password_hash = $2 WHERE id = $1",
+        &[&user_id, &hash],
+    )
+    .await?;
+    // Rotate this session and end every other one: whoever knew the old password
+    // (and may have logged in with it) is out.
+    let token = session::create(&*tx, user_id, client_addr).await?;
+    session::delete_for_user(&*tx, user_id, Some(&token)).await?;
+    audit::record(
+        &*tx,
+        &actor,
+        Change {
+            action: "password_change",
+            object_type: "user",
+            object_id: Some(user_id),
+            object_repr: &actor.username,
+            before: None,
+            after: Some(json!({"password": "changed"})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ctx
+        .redirect_with("/admin/", "success", "Your password was changed.")
+        .with_cookie(session_cookie(ctx.admin, &token)))
+}
+
+/// The problems with a new password typed twice, as a JSON list; None when acceptable.
+pub(crate) fn new_password_problems(new1: &str, new2: &str, username: &str) -> Option<Value> {
+    if new1 != new2 {
+        return Some(json!(["The two password fields didn’t match."]));
+    }
+    let problems = password::validate(new1, username);
+    (!problems.is_empty()).then(|| json!(problems))
+}

@@ -1,0 +1,360 @@
+//! Greetings: list, add, change, activate, delete.
+//!
+//! Exactly one greeting is active. Activation happens in one transaction (deactivate the
+//! others, activate this one); the table's trigger then NOTIFYs every replica, which
+//! reloads the message that `GET /` serves.
+
+use serde_json::{Value, json};
+use tokio_postgres::GenericClient;
+
+use super::audit::{self, Change};
+use super::web::{AdminError, Ctx, PER_PAGE, Page, Paging, Result, sql_time};
+
+/// Serialises activations: under READ COMMITTED two concurrent ones could otherwise both
+/// miss each other's row and trip the one-active index. "greet\0\0\0".
+const GREETINGS_LOCK: i64 = 0x6772_6565_7400_0000;
+const MAX_LENGTH: usize = 500;
+
+struct GreetingRow {
+    id: i64,
+    message: String,
+    is_active: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl GreetingRow {
+    fn summary(&self) -> Value {
+        json!({"message": self.message, "is_active": self.is_active})
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "message": self.message,
+            "is_active": self.is_active,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+
+    /// How the greeting is named in messages and the audit log.
+    fn repr(&self) -> String {
+        short(&self.message)
+    }
+}
+
+fn short(message: &str) -> String {
+    let mut s: String = message.chars().take(60).collect();
+    if message.chars().count() > 60 {
+        s.push('…');
+    }
+    s
+}
+
+fn select_greetings() -> String {
+    format!(
+        "SELECT id, message, is_active, {}, {} FROM greetings",
+        sql_time("created_at"),
+        sql_time("updated_at")
+    )
+}
+
+fn greeting_row(r: &tokio_postgres::Row) -> GreetingRow {
+    GreetingRow {
+        id: r.get(0),
+        message: r.get(1),
+        is_active: r.get(2),
+        created_at: r.get(3),
+        updated_at: r.get(4),
+    }
+}
+
+async fn find(client: &impl GenericClient, id: i64) -> Result<GreetingRow> {
+    client
+        .query_opt(&format!("{} WHERE id = $1", select_greetings()), &[&id])
+        .await?
+        .map(|r| greeting_row(&r))
+        .ok_or(AdminError::NotFound)
+}
+
+/// Deactivate every other greeting and activate `id`, returning the one that was active.
+async fn make_active(client: &impl GenericClient, id: i64) -> Result<Option<GreetingRow>> {
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&GREETINGS_LOCK])
+        .await?;
+    let previous = client
+        .query_opt(
+            &format!("{} WHERE is_active AND id <> $1", select_greetings()),
+            &[&id],
+        )
+        .await?
+        .map(|r| greeting_row(&r));
+    client
+        .execute(
+            "UPDATE greetings SET is_active = FALSE, updated_at = now()
+             WHERE is_active AND id <> $1",
+            &[&id],
+        )
+        .await?;
+    client
+        .execute(
+            "UPDATE greetings SET is_active = TRUE, updated_at = now() WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(previous)
+}
+
+fn validate_message(message: &str) -> Option<&'static str> {
+    if message.is_empty() {
+        Some("This field is required.")
+    } else if message.chars().count() > MAX_LENGTH {
+        Some("Ensure this value has at most 500 characters.")
+    } else {
+        None
+    }
+}
+
+/// `GET /admin/greetings/?p=`.
+pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
+    let total: i64 = ctx
+        .db
+        .query_one("SELECT count(*) FROM greetings", &[])
+        .await?
+        .get(0);
+    let paging = Paging::new(ctx.query().get("p"), total);
+    let rows = ctx
+        .db
+        .query(
+            &format!(
+                "{} ORDER BY is_active DESC, id DESC LIMIT $1 OFFSET $2",
+                select_greetings()
+            ),
+            &[&PER_PAGE, &paging.offset()],
+        )
+        .await?;
+    let greetings: Vec<Value> = rows.iter().map(|r| greeting_row(r).to_json()).collect();
+    ctx.render(
+        "greetings_list",
+        "Select greeting to change | Greeter administration",
+        json!({
+            "greetings": greetings,
+            "paging": paging.to_json(|p| format!("?p={p}")),
+        }),
+    )
+}
+
+/// `GET`/`POST /admin/greetings/add/`.
+pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
+    const TITLE: &str = "Add greeting | Greeter administration";
+    if !ctx.req.is_post() {
+        return ctx.render(
+            "greeting_form",
+            TITLE,
+            json!({"adding": true, "greeting": {"message": "", "is_active": false}, "errors": {}}),
+        );
+    }
+    let form = ctx.form();
+    let message = form.get("message").trim().to_owned();
+    let is_active = form.checked("is_active");
+    if let Some(problem) = validate_message(&message) {
+        return ctx.render(
+            "greeting_form",
+            TITLE,
+            json!({
+                "adding": true,
+                "greeting": {"message": message, "is_active": is_active},
+                "errors": {"message": [problem]},
+            }),
+        );
+    }
+    let actor = ctx.actor();
+    let tx = ctx.db.transaction().await?;
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO greetings (message) VALUES ($1) RETURNING id",
+            &[&message],
+        )
+        .await?
+        .get(0);
+    if is_active {
+        make_active(&*tx, id).await?;
+    }
+    let created = find(&*tx, id).await?;
+    audit::record(
+        &*tx,
+        &actor,
+        Change {
+            action: "create",
+            object_type: "greeting",
+            object_id: Some(id),
+            object_repr: &created.repr(),
+            before: None,
+            after: Some(created.summary()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ctx.redirect_with(
+        "/admin/greetings/",
+        "success",
+        &format!("The greeting “{}” was added successfully.", created.repr()),
+    ))
+}
+
+/// `GET`/`POST /admin/greetings/<id>/`.
+pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
+    let current = find(&**ctx.db, id).await?;
+    let title = format!(
+        "{} | Change greeting | Greeter administration",
+        current.repr()
+    );
+    if !ctx.req.is_post() {
+        return ctx.render(
+            "greeting_form",
+            &title,
+            json!({"adding": false, "greeting": current.to_json(), "errors": {}}),
+        );
+    }
+    let form = ctx.form();
+    let message = form.get("message").trim().to_owned();
+    let is_active = form.checked("is_active");
+    let mut errors = serde_json::Map::new();
+    if let Some(problem) = validate_message(&message) {
+        errors.insert("message".into(), json!([problem]));
+    }
+    if current.is_active && !is_active {
+        errors.insert(
+            "is_active".into(),
+            json!([
+                "Exactly one greeting is active. To change which one, activate another greeting."
+            ]),
+        );
+    }
+    if !errors.is_empty() {
+        let mut shown = current.to_json();
+        shown["message"] = json!(message);
+        shown["is_active"] = json!(is_active);
+        return ctx.render(
+            "greeting_form",
+            &title,
+            json!({"adding": false, "greeting": shown, "errors": errors}),
+        );
+    }
+    let actor = ctx.actor();
+    let tx = ctx.db.transaction().await?;
+    let before = find(&*tx, id).await?;
+    tx.execute(
+        "UPDATE greetings SET message = $2, updated_at = now() WHERE id = $1",
+        &[&id, &message],
+    )
+    .await?;
+    if is_active && !before.is_active {
+        make_active(&*tx, id).await?;
+    }
+    let after = find(&*tx, id).await?;
+    audit::record(
+        &*tx,
+        &actor,
+        Change {
+            action: "update",
+            object_type: "greeting",
+            object_id: Some(id),
+            object_repr: &after.repr(),
+            before: Some(before.summary()),
+            after: Some(after.summary()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ctx.redirect_with(
+        "/admin/greetings/",
+        "success",
+        &format!("The greeting “{}” was changed successfully.", after.repr()),
+    ))
+}
+
+/// `POST /admin/greetings/<id>/activate/`: the list's "Make active" button.
+pub(crate) async fn activate(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
+    let actor = ctx.actor();
+    let tx = ctx.db.transaction().await?;
+    let target = find(&*tx, id).await?;
+    let previous = make_active(&*tx, id).await?;
+    audit::record(
+        &*tx,
+        &actor,
+        Change {
+            action: "activate",
+            object_type: "greeting",
+            object_id: Some(id),
+            object_repr: &target.repr(),
+            before: Some(json!({
+                "active_greeting": previous.map(|p| json!({"id": p.id, "message": p.message})),
+            })),
+            after: Some(json!({"active_greeting": {"id": id, "message": target.message}})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ctx.redirect_with(
+        "/admin/greetings/",
+        "success",
+        &format!(
+            "The greeting “{}” is now active: GET / serves it.",
+            target.repr()
+        ),
+    ))
+}
+
+/// `GET` (confirmation) and `POST /admin/greetings/<id>/delete/`.
+pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
+    let target = find(&**ctx.db, id).await?;
+    if target.is_active {
+        return Ok(ctx.redirect_with(
+            &format!("/admin/greetings/{id}/"),
+            "error",
+            "The active greeting cannot be deleted. Activate another greeting first.",
+        ));
+    }
+    if !ctx.req.is_post() {
+        return ctx.render(
+            "greeting_delete",
+            &format!("Delete greeting {} | Greeter administration", target.repr()),
+            json!({"greeting": target.to_json()}),
+        );
+    }
+    let actor = ctx.actor();
+    let tx = ctx.db.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&GREETINGS_LOCK])
+        .await?;
+    // Checked again under the lock: it may have been activated in the meantime.
+    let deleted = tx
+        .execute(
+            "DELETE FROM greetings WHERE id = $1 AND NOT is_active",
+            &[&id],
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(AdminError::NotFound);
+    }
+    audit::record(
+        &*tx,
+        &actor,
+        Change {
+            action: "delete",
+            object_type: "greeting",
+            object_id: Some(id),
+            object_repr: &target.repr(),
+            before: Some(target.summary()),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ctx.redirect_with(
+        "/admin/greetings/",
+        "success",
+        &format!("The greeting “{}” was deleted successfully.", target.repr()),
+    ))
+}

@@ -1,0 +1,75 @@
+//! Handlebars templates and static files, both embedded in the binary at compile time.
+
+use handlebars::Handlebars;
+use rust_embed::RustEmbed;
+use sha2::{Digest, Sha256};
+
+#[derive(RustEmbed)]
+#[folder = "templates/admin/"]
+#[include = "*.hbs"]
+struct TemplateFiles;
+
+#[derive(RustEmbed)]
+#[folder = "static/admin/"]
+struct StaticFiles;
+
+pub(crate) struct Templates {
+    registry: Handlebars<'static>,
+    /// `/admin/static/admin.css?v=<hash>`: a new build gets a new URL, so browsers may
+    /// cache the stylesheet for a long time.
+    css_url: String,
+}
+
+impl Templates {
+    pub fn load() -> Self {
+        let mut registry = Handlebars::new();
+        // Not strict: an absent optional value (no errors, no flash) renders as nothing.
+        // `{{...}}` escapes HTML; the templates never use the raw `{{{...}}}` form.
+        registry
+            .register_embed_templates_with_extension::<TemplateFiles>(".hbs")
+            .expect("the embedded admin templates are valid");
+        let css = StaticFiles::get("admin.css").expect("static/admin/admin.css is embedded");
+        let version = super::security::hex(&Sha256::digest(&css.data)[..6]);
+        Self {
+            registry,
+            css_url: format!("/admin/static/admin.css?v={version}"),
+        }
+    }
+
+    pub fn css_url(&self) -> &str {
+        &self.css_url
+    }
+
+    pub fn render(
+        &self,
+        name: &str,
+        data: &serde_json::Value,
+    ) -> Result<String, handlebars::RenderError> {
+        self.registry.render(name, data)
+    }
+}
+
+/// A static file: its bytes and content type.
+pub(crate) fn static_file(name: &str) -> Option<(std::borrow::Cow<'static, [u8]>, &'static str)> {
+    let file = StaticFiles::get(name)?;
+    let content_type = match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        _ => "application/octet-stream",
+    };
+    Some((file.data, content_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles() {
+        let t = Templates::load();
+        assert!(t.css_url().starts_with("/admin/static/admin.css?v="));
+        assert!(TemplateFiles::iter().count() > 5);
+    }
+}

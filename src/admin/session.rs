@@ -1,0 +1,118 @@
+//! Sessions in PostgreSQL, so that any replica serves any logged-in user.
+//!
+//! The cookie holds a random 256-bit token; the table holds only its SHA-256. A session
+//! ends after `idle_timeout` without requests, `absolute_timeout` after login, at logout,
+//! or as soon as its user is no longer an active staff member.
+
+use std::net::IpAddr;
+
+use tokio_postgres::GenericClient;
+
+use super::Policy;
+use super::security::{random_token, token_hash};
+
+/// The logged-in user, as every page needs them.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionUser {
+    pub id: i64,
+    pub username: String,
+    pub is_superuser: bool,
+}
+
+/// The user of a live session, refreshing its idle timer; None when it is over.
+pub(crate) async fn load(
+    client: &impl GenericClient,
+    token: &str,
+    policy: &Policy,
+) -> Result<Option<SessionUser>, tokio_postgres::Error> {
+    // One round trip: check both timeouts and the user's flags, and touch the session.
+    let row = client
+        .query_opt(
+            "UPDATE admin_sessions s SET last_seen_at = now()
+             FROM users u
+             WHERE s.token_hash = $1 AND u.id = s.user_id
+               AND s.last_seen_at > now() - make_interval(secs => $2)
+               AND s.created_at > now() - make_interval(secs => $3)
+               AND u.is_active AND u.is_staff
+             RETURNING u.id, u.username, u.is_superuser",
+            &[
+                &token_hash(token),
+                &policy.idle_timeout.as_secs_f64(),
+                &policy.absolute_timeout.as_secs_f64(),
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| SessionUser {
+        id: r.get(0),
+        username: r.get(1),
+        is_superuser: r.get(2),
+    }))
+}
+
+/// Start a new session for `user_id` and return its token (for the cookie).
+pub(crate) async fn create(
+    client: &impl GenericClient,
+    user_id: i64,
+    client_addr: Option<IpAddr>,
+) -> Result<String, tokio_postgres::Error> {
+    let token = random_token();
+    client
+        .execute(
+            "INSERT INTO admin_sessions (token_hash, user_id, client_addr) VALUES ($1, $2, $3)",
+            &[
+                &token_hash(&token),
+                &user_id,
+                &client_addr.map(|a| a.to_string()),
+            ],
+        )
+        .await?;
+    Ok(token)
+}
+
+pub(crate) async fn delete(
+    client: &impl GenericClient,
+    token: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM admin_sessions WHERE token_hash = $1",
+            &[&token_hash(token)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// End every session of `user_id` except `keep` (after a password change).
+pub(crate) async fn delete_for_user(
+    client: &impl GenericClient,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
+    let keep = keep.map(token_hash).unwrap_or_default();
+    client
+        .execute(
+            "DELETE FROM admin_sessions WHERE user_id = $1 AND token_hash <> $2",
+            &[&user_id, &keep],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Remove sessions that can no longer be used (run at each login; cheap with the indexes).
+pub(crate) async fn sweep(
+    client: &impl GenericClient,
+    policy: &Policy,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "DELETE FROM admin_sessions
+             WHERE last_seen_at <= now() - make_interval(secs => $1)
+                OR created_at <= now() - make_interval(secs => $2)",
+            &[
+                &policy.idle_timeout.as_secs_f64(),
+                &policy.absolute_timeout.as_secs_f64(),
+            ],
+        )
+        .await?;
+    Ok(())
+}

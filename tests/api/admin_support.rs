@@ -1,0 +1,112 @@
+//! Helpers for the admin tests: a browser-like client (own cookie jar, no redirects),
+//! logging in, and reading CSRF tokens out of forms.
+
+use crate::helpers::TestApp;
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// A client with its own cookie jar that, like the tests, inspects redirects itself.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// The value of `<input ... name="csrf_token" value="...">` in a page.
+pub fn csrf_token(html: &str) -> String {
+    let marker = r#"name="csrf_token" value=""#;
+    let start = html.find(marker).expect("the page has a CSRF token") + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+/// GET a page and return (status, body).
+pub async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, String) {
+    let r = client.get(app.url(path)).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// GET `form_page`, then POST `fields` plus its CSRF token to `action`.
+pub async fn submit(
+    app: &TestApp,
+    client: &reqwest::Client,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let (status, html) = get(app, client, form_page).await;
+    assert_eq!(status, 200, "GET {form_page}: {html}");
+    let token = csrf_token(&html);
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.push(("csrf_token", &token));
+    client
+        .post(app.url(action))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Log in through the form; returns the POST's response (302 on success).
+pub async fn login_as(
+    app: &TestApp,
+    client: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    submit(
+        app,
+        client,
+        "/admin/login/",
+        "/admin/login/",
+        &[("username", username), ("password", password)],
+    )
+    .await
+}
+
+/// A superuser `admin` and a client logged in as them.
+pub async fn logged_in_admin(app: &TestApp) -> reqwest::Client {
+    app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
+    let client = browser();
+    let r = login_as(app, &client, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), 302, "login failed");
+    client
+}
+
+pub fn location(r: &reqwest::Response) -> &str {
+    r.headers()["location"].to_str().unwrap()
+}
+
+/// Every `Set-Cookie` header of a response.
+pub fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Follow a redirect with a GET and return the page it leads to.
+pub async fn follow(app: &TestApp, client: &reqwest::Client, r: &reqwest::Response) -> String {
+    let (status, body) = get(app, client, location(r)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The audit log's actions, newest first.
+pub async fn audit_actions(app: &TestApp) -> Vec<(String, String, String)> {
+    app.db()
+        .await
+        .query(
+            "SELECT username, action, object_type FROM admin_audit_log ORDER BY id DESC",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
