@@ -10,6 +10,11 @@ use greeter::config::{self, AdminBootstrap, ConfigError, DatabaseSettings, Proce
 use greeter::migrations;
 use secrecy::ExposeSecret;
 
+// musl's allocator is slow under multi-threaded load; the static images are musl.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "greeter-migrate",

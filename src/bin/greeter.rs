@@ -10,6 +10,11 @@ use greeter::config::{self, ConfigError, DatabaseSettings, ProcessEnv, Settings}
 use greeter::startup::{Application, shutdown_signal};
 use secrecy::{ExposeSecret, SecretString};
 
+// musl's allocator is slow under multi-threaded load; the static images are musl.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "greeter",
