@@ -133,6 +133,9 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
             &[&username],
         )
         .await?;
+    // argon2 may have to queue behind other logins: give the connection back meanwhile,
+    // so a login flood cannot exhaust the pool that every other request needs.
+    drop(db);
     // Unknown users are checked against a dummy hash, so both take the same time.
     let phc = match &row {
         Some(r) => r.get::<_, String>(2),
@@ -142,6 +145,7 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
         .verify_password(SecretString::from(password), phc)
         .await;
     let user = row.filter(|r| verified && r.get::<_, bool>(3));
+    let db = app.pool.get().await?;
 
     let Some(user) = user else {
         let failure = throttle::record_failure(&**db, &keys, &policy).await?;

@@ -32,6 +32,7 @@ use crate::routes::with_state;
 use crate::server::ClientAddr;
 use crate::state::AppState;
 
+pub use security::fingerprint;
 pub use web::AdminError;
 
 /// Largest accepted form body: the biggest form (a greeting) is far below this.

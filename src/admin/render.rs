@@ -25,6 +25,7 @@ impl Templates {
         let mut registry = Handlebars::new();
         // Not strict: an absent optional value (no errors, no flash) renders as nothing.
         // `{{...}}` escapes HTML; the templates never use the raw `{{{...}}}` form.
+        registry.register_escape_fn(escape_html);
         registry
             .register_embed_templates_with_extension::<TemplateFiles>(".hbs")
             .expect("the embedded admin templates are valid");
@@ -49,6 +50,24 @@ impl Templates {
     }
 }
 
+/// Escape text for HTML element content and quoted attribute values (every attribute in
+/// the templates is quoted). Unlike handlebars' default this leaves `=` alone, so URLs
+/// with query strings stay readable in the page source.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// A static file: its bytes and content type.
 pub(crate) fn static_file(name: &str) -> Option<(std::borrow::Cow<'static, [u8]>, &'static str)> {
     let file = StaticFiles::get(name)?;
@@ -65,6 +84,14 @@ pub(crate) fn static_file(name: &str) -> Option<(std::borrow::Cow<'static, [u8]>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            escape_html(r#"<a href="x?a=1&b='2'">"#),
+            "&lt;a href=&quot;x?a=1&amp;b=&#x27;2&#x27;&quot;&gt;"
+        );
+    }
 
     #[test]
     fn every_template_compiles() {

@@ -18,4 +18,8 @@ mod shutdown;
 mod tls;
 
 mod admin_auth;
+mod admin_greetings;
+mod admin_pages;
 mod admin_support;
+mod admin_throttle;
+mod admin_users;
