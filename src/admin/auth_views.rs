@@ -96,16 +96,10 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
     if password.is_empty() {
         errors.insert("password".into(), json!([REQUIRED]));
     }
+    // The form again, with what was typed (never the password) and the errors.
+    let again = |errors: Value| login_page(admin, app, &csrf_basis, None, &next, &username, errors);
     if !errors.is_empty() {
-        return login_page(
-            admin,
-            app,
-            &csrf_basis,
-            None,
-            &next,
-            &username,
-            Value::Object(errors),
-        );
+        return again(Value::Object(errors));
     }
 
     let policy = admin.policy();
@@ -114,16 +108,7 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
     if throttle::is_locked(&**db, &keys).await? {
         tracing::warn!(username = %username, client_addr = ?req.client_addr,
             "admin login refused: locked out after repeated failures");
-        return Ok(login_page(
-            admin,
-            app,
-            &csrf_basis,
-            None,
-            &next,
-            &username,
-            json!({"form": [LOCKED_OUT]}),
-        )?
-        .with_status(StatusCode::TOO_MANY_REQUESTS));
+        return Ok(again(json!({"form": [LOCKED_OUT]}))?.with_status(StatusCode::TOO_MANY_REQUESTS));
     }
 
     let row = db
@@ -172,15 +157,7 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
             .await?;
         }
         tokio::time::sleep(failure.delay).await;
-        return login_page(
-            admin,
-            app,
-            &csrf_basis,
-            None,
-            &next,
-            &username,
-            json!({"form": [LOGIN_FAILED]}),
-        );
+        return again(json!({"form": [LOGIN_FAILED]}));
     };
 
     let user_id: i64 = user.get(0);

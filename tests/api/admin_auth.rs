@@ -290,7 +290,7 @@ async fn the_session_id_changes_at_login() {
     );
     // An attacker plants a session id they know (fixation): logging in replaces it.
     let planted = "a".repeat(64);
-    let r = submit_with_cookie(&app, &format!("greeter_session={planted}")).await;
+    let (_, r) = login_without_jar(&app, &format!("greeter_session={planted}")).await;
     assert_eq!(r.status(), 302);
     let cookie = set_cookies(&r)
         .into_iter()
@@ -313,35 +313,6 @@ async fn the_session_id_changes_at_login() {
         assert_ne!(hash, token.as_bytes());
     }
     app.shutdown().await;
-}
-
-/// Log in as admin with a hand-made Cookie header (no jar), e.g. a planted session.
-async fn submit_with_cookie(
-    app: &crate::helpers::TestApp,
-    extra_cookie: &str,
-) -> reqwest::Response {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = client.get(app.url("/admin/login/")).send().await.unwrap();
-    let csrf_cookie = set_cookies(&page)
-        .into_iter()
-        .find(|c| c.starts_with("greeter_csrf="))
-        .unwrap();
-    let csrf_cookie = csrf_cookie[..csrf_cookie.find(';').unwrap()].to_owned();
-    let token = csrf_token(&page.text().await.unwrap());
-    client
-        .post(app.url("/admin/login/"))
-        .header("cookie", format!("{csrf_cookie}; {extra_cookie}"))
-        .form(&[
-            ("username", ADMIN),
-            ("password", ADMIN_PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -425,27 +396,12 @@ async fn production_cookies_are_secure_with_the_host_prefix() {
     let app = spawn_app_with(|s| s.app_env = AppEnv::Production).await;
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
     // reqwest keeps Secure cookies off plain HTTP, so carry them by hand.
+    let (csrf, r) = login_without_jar(&app, "").await;
+    assert!(csrf.starts_with("__Host-greeter_csrf="), "{csrf}");
+    assert!(csrf.contains("; Secure") && csrf.contains("; Path=/") && csrf.contains("; HttpOnly"));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap();
-    let page = client.get(app.url("/admin/login/")).send().await.unwrap();
-    let csrf = set_cookies(&page)
-        .into_iter()
-        .find(|c| c.starts_with("__Host-greeter_csrf="))
-        .expect("a __Host- CSRF cookie");
-    assert!(csrf.contains("; Secure") && csrf.contains("; Path=/") && csrf.contains("; HttpOnly"));
-    let token = csrf_token(&page.text().await.unwrap());
-    let r = client
-        .post(app.url("/admin/login/"))
-        .header("cookie", &csrf[..csrf.find(';').unwrap()])
-        .form(&[
-            ("username", ADMIN),
-            ("password", ADMIN_PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
         .unwrap();
     assert_eq!(r.status(), 302);
     let session = set_cookies(&r)
@@ -666,16 +622,7 @@ async fn password_change_validates_and_ends_other_sessions() {
             .iter()
             .any(|(_, a, t)| a == "password_change" && t == "user")
     );
-    let after: serde_json::Value = app
-        .db()
-        .await
-        .query_one(
-            "SELECT after FROM admin_audit_log WHERE action = 'password_change'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let after = audit_after(&app, "password_change").await;
     assert_eq!(after, serde_json::json!({"password": "changed"}));
     app.shutdown().await;
 }

@@ -53,14 +53,7 @@ async fn add_list_change_and_delete_a_greeting() {
         ("   ", "This field is required."),
         (long.as_str(), "at most 500 characters"),
     ] {
-        let r = submit(
-            &app,
-            &client,
-            "/admin/greetings/add/",
-            "/admin/greetings/add/",
-            &[("message", message)],
-        )
-        .await;
+        let r = add_greeting(&app, &client, &[("message", message)]).await;
         assert_eq!(r.status(), 200);
         let html = r.text().await.unwrap();
         let at = html
@@ -69,11 +62,9 @@ async fn add_list_change_and_delete_a_greeting() {
         assert!(html[at..].contains(error));
     }
 
-    let r = submit(
+    let r = add_greeting(
         &app,
         &client,
-        "/admin/greetings/add/",
-        "/admin/greetings/add/",
         &[("message", "Bonjour <b>&</b> tout le monde")],
     )
     .await;
@@ -139,14 +130,7 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
     )
     .await;
     let client = logged_in_admin(&app).await;
-    submit(
-        &app,
-        &client,
-        "/admin/greetings/add/",
-        "/admin/greetings/add/",
-        &[("message", "Hallo Welt")],
-    )
-    .await;
+    add_greeting(&app, &client, &[("message", "Hallo Welt")]).await;
     let id = greetings(&app).await[1].0;
 
     let (_, list) = get(&app, &client, "/admin/greetings/").await;
@@ -171,11 +155,9 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
     }
 
     // Activating through the change form (the checkbox) works the same way.
-    submit(
+    add_greeting(
         &app,
         &client,
-        "/admin/greetings/add/",
-        "/admin/greetings/add/",
         &[("message", "Hej världen"), ("is_active", "on")],
     )
     .await;
@@ -204,16 +186,7 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
     )
     .await;
 
-    let activate: serde_json::Value = app
-        .db()
-        .await
-        .query_one(
-            "SELECT after FROM admin_audit_log WHERE action = 'activate'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let activate = audit_after(&app, "activate").await;
     assert_eq!(activate["active_greeting"]["message"], "Hallo Welt");
     replica.shutdown().await;
     app.shutdown().await;
@@ -255,14 +228,7 @@ async fn exactly_one_greeting_stays_active() {
 
     // Many concurrent activations: never two active, never an error.
     for i in 0..5 {
-        submit(
-            &app,
-            &client,
-            "/admin/greetings/add/",
-            "/admin/greetings/add/",
-            &[("message", &format!("g{i}"))],
-        )
-        .await;
+        add_greeting(&app, &client, &[("message", &format!("g{i}"))]).await;
     }
     let ids: Vec<i64> = greetings(&app).await.iter().map(|g| g.0).collect();
     let (_, any) = get(&app, &client, "/admin/").await;

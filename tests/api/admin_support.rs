@@ -110,3 +110,63 @@ pub async fn audit_actions(app: &TestApp) -> Vec<(String, String, String)> {
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect()
 }
+
+/// Log in as `admin` without a cookie jar, sending the login page's CSRF cookie plus
+/// `extra_cookie` by hand (a planted session, or `Secure` cookies over plain HTTP).
+/// Returns the CSRF cookie's `Set-Cookie` and the POST's response.
+pub async fn login_without_jar(app: &TestApp, extra_cookie: &str) -> (String, reqwest::Response) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(app.url("/admin/login/")).send().await.unwrap();
+    let csrf = set_cookies(&page)
+        .into_iter()
+        .find(|c| c.contains("greeter_csrf="))
+        .expect("a CSRF cookie");
+    let token = csrf_token(&page.text().await.unwrap());
+    let mut cookie = cookie_pair(&csrf).to_owned();
+    if !extra_cookie.is_empty() {
+        cookie = format!("{cookie}; {extra_cookie}");
+    }
+    let r = client
+        .post(app.url("/admin/login/"))
+        .header("cookie", cookie)
+        .form(&[
+            ("username", ADMIN),
+            ("password", ADMIN_PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (csrf, r)
+}
+
+/// `name=value` of a `Set-Cookie` header.
+pub fn cookie_pair(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
+}
+
+/// The `after` summary of the newest audit entry with `action`.
+pub async fn audit_after(app: &TestApp, action: &str) -> serde_json::Value {
+    app.db()
+        .await
+        .query_one(
+            "SELECT after FROM admin_audit_log WHERE action = $1 ORDER BY id DESC LIMIT 1",
+            &[&action],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Add a greeting through the admin form; returns the POST's response.
+pub async fn add_greeting(
+    app: &TestApp,
+    client: &reqwest::Client,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let page = "/admin/greetings/add/";
+    submit(app, client, page, page, fields).await
+}

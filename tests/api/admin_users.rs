@@ -414,16 +414,7 @@ async fn setting_a_password_logs_the_user_out_everywhere() {
             .status(),
         302
     );
-    let after: serde_json::Value = app
-        .db()
-        .await
-        .query_one(
-            "SELECT after FROM admin_audit_log WHERE action = 'set_password'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let after = audit_after(&app, "set_password").await;
     assert_eq!(after, serde_json::json!({"password": "changed"}));
     app.shutdown().await;
 }
