@@ -130,14 +130,16 @@ async fn wait_for_title(browser: &Client, title: &str) {
     }
 }
 
+/// The page's text. During a form submission the old document can vanish before the new
+/// one exists, so wait for a body, and read a body that went stale as empty (callers poll).
 async fn body_text(browser: &Client) -> String {
-    browser
-        .find(Locator::Css("body"))
+    let body = browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("body"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+        .expect("a page with a body");
+    body.text().await.unwrap_or_default()
 }
 
 async fn fill(browser: &Client, id: &str, value: &str) {
