@@ -80,9 +80,6 @@ pub struct AdminState {
     templates: render::Templates,
     keys: security::Keys,
     cookies: security::CookieNames,
-    /// argon2id takes ~19 MiB and a core for tens of milliseconds. Bounding how many run
-    /// at once keeps a login flood from exhausting memory or starving `GET /` of CPU.
-    hash_permits: tokio::sync::Semaphore,
     /// A real hash to verify unknown usernames against, so they take as long as known ones.
     dummy_hash: tokio::sync::OnceCell<String>,
 }
@@ -90,14 +87,11 @@ pub struct AdminState {
 impl AdminState {
     pub fn new(settings: &Settings) -> Self {
         use secrecy::ExposeSecret;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             policy: ArcSwap::from_pointee(Policy::default()),
             templates: render::Templates::load(),
             keys: security::Keys::derive(settings.secret_key.expose_secret().as_bytes()),
             cookies: security::CookieNames::for_env(settings.app_env),
-            // Leave at least one core to the async runtime.
-            hash_permits: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
             dummy_hash: tokio::sync::OnceCell::new(),
         }
     }
@@ -120,15 +114,13 @@ impl AdminState {
         self.cookies.session
     }
 
-    /// Verify a password with argon2 off the runtime, at most a few at a time.
+    /// Verify a password with argon2 on the bounded hashing pool (off the runtime).
     async fn verify_password(&self, password: secrecy::SecretString, phc: String) -> bool {
-        let _permit = self.hash_permits.acquire().await.expect("never closed");
         crate::auth::password::verify_async(password, phc).await
     }
 
-    /// Hash a password with argon2 off the runtime, at most a few at a time.
+    /// Hash a password with argon2 on the bounded hashing pool (off the runtime).
     async fn hash_password(&self, password: secrecy::SecretString) -> String {
-        let _permit = self.hash_permits.acquire().await.expect("never closed");
         crate::auth::password::hash_async(password).await
     }
 
