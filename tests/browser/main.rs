@@ -16,6 +16,7 @@ mod postgres;
 #[allow(dead_code)]
 mod tls_certs;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +31,8 @@ const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a fresh browser passphrase";
 const MESSAGE: &str = "Hello from Chromium";
 
-/// chromedriver, killed when the test ends however it ends.
+/// chromedriver in a process group of its own, killed with the Chromium it started when
+/// the test ends however it ends (a panicking test never closes its WebDriver session).
 struct Driver {
     child: Child,
     url: String,
@@ -38,7 +40,10 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = self.child.id() as libc::pid_t;
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
@@ -56,6 +61,7 @@ async fn start_driver() -> Driver {
     require(CHROMEDRIVER, "chromium-driver");
     let port = postgres::free_port();
     let child = Command::new(CHROMEDRIVER)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
