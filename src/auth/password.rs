@@ -40,11 +40,10 @@ pub fn hash_threads() -> usize {
         .max(1)
 }
 
-/// argon2 runs on a small pool of its own threads rather than tokio's blocking pool.
-/// Each hash allocates 19 MiB, and glibc keeps freed memory in the arena of the thread
-/// that used it: spread over tokio's hundreds of blocking threads, a login flood grew
-/// the process to ~150 MiB. A fixed pool bounds that to `hash_threads() × 19 MiB`, and
-/// its queue bounds the CPU spent on hashing.
+/// argon2 runs on a small pool of its own threads rather than tokio's blocking pool
+/// (up to 512 threads): each hash takes 19 MiB and a core for tens of milliseconds, so
+/// a fixed pool bounds a login flood to `hash_threads()` hashes, and as many buffers,
+/// at a time; the rest wait in its queue. See also `tune_allocator` in the server.
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
