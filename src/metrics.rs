@@ -1,5 +1,6 @@
 //! Prometheus metrics, served on `METRICS_ADDR` only (never on the public port).
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use deadpool_postgres::Pool;
@@ -33,15 +34,60 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-/// Record one finished request.
-pub fn record_request(route: &'static str, method: &str, status: u16, seconds: f64) {
-    let labels = [
-        ("route", route.to_owned()),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
-    metrics::histogram!(REQUEST_DURATION, &labels).record(seconds);
+/// Record one finished request. Every label is a `&'static str`, so the hot path
+/// allocates nothing for them.
+pub fn record_request(route: &'static str, method: &http::Method, status: u16, seconds: f64) {
+    let method = method_label(method);
+    // Looking a series up in the registry hashes its labels; each worker thread keeps
+    // the handles it has used, so a request costs two atomic updates.
+    HANDLES.with_borrow_mut(|handles| {
+        let (counter, histogram) = handles.entry((route, method, status)).or_insert_with(|| {
+            let labels = [
+                ("route", route),
+                ("method", method),
+                ("status", status_label(status)),
+            ];
+            (
+                metrics::counter!(REQUESTS_TOTAL, &labels),
+                metrics::histogram!(REQUEST_DURATION, &labels),
+            )
+        });
+        counter.increment(1);
+        histogram.record(seconds);
+    });
+}
+
+type SeriesKey = (&'static str, &'static str, u16);
+
+thread_local! {
+    /// Bounded: routes, methods and statuses are each a small fixed set.
+    static HANDLES: std::cell::RefCell<HashMap<SeriesKey, (metrics::Counter, metrics::Histogram)>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// Standard methods by name; anything else is one label, so clients cannot add series.
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// "100".."599" as static strings, made once.
+fn status_label(status: u16) -> &'static str {
+    static LABELS: OnceLock<Vec<String>> = OnceLock::new();
+    let labels = LABELS.get_or_init(|| (100..600).map(|code| code.to_string()).collect());
+    match status {
+        100..=599 => &labels[usize::from(status - 100)],
+        _ => "other",
+    }
 }
 
 /// Render the exposition text, with the pool gauges sampled at scrape time.

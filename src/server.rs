@@ -136,22 +136,16 @@ where
     if observe == Observe::Requests {
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
-        crate::metrics::record_request(
-            route_label(&path),
-            method.as_str(),
+        crate::metrics::record_request(route_label(&path), &method, status, elapsed.as_secs_f64());
+        crate::telemetry::access(&crate::telemetry::AccessRecord {
+            method: method.as_str(),
+            path: &path,
             status,
-            elapsed.as_secs_f64(),
-        );
-        tracing::info!(
-            target: "access",
-            method = %method,
-            path = %path,
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            request_id = %request_id,
-            remote_addr = %peer.ip(),
-            "request"
-        );
+            // Microsecond precision is plenty, and keeps the line short.
+            latency_ms: (elapsed.as_secs_f64() * 1e6).round() / 1000.0,
+            request_id: &request_id,
+            remote_addr: peer.ip(),
+        });
     }
     Ok(response)
 }

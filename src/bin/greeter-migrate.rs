@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    greeter::telemetry::init(log_format);
+    let _log_guard = greeter::telemetry::init(log_format);
     let timeout = Duration::from_secs(cli.timeout);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -85,7 +85,7 @@ fn serve() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return config_failure(&e),
     };
-    greeter::telemetry::init(settings.log_format);
+    let _log_guard = greeter::telemetry::init(settings.log_format);
     let result = runtime().block_on(async {
         let app = Application::build(settings).await?;
         app.run_until(shutdown_signal()).await
