@@ -97,7 +97,9 @@ login_status=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{http_code}' \
   --data-urlencode "csrf_token=$csrf" "http://127.0.0.1:$port/admin/login/")
 if [ "$login_status" = 302 ]; then
   cookie=$(awk '!/^#/ || /^#HttpOnly_/ { if (NF >= 7) printf "%s=%s; ", $6, $7 }' "$jar")
-  # "Moderate load": a few concurrent admins, well below saturation of 2 cores.
+  # "Moderate load": a few concurrent admins, well below saturation of 2 cores. A short
+  # warm-up first, so the pool's connections exist before latencies are measured.
+  wrk -t1 -c"$admin_connections" -d2s -H "Cookie: $cookie" "http://127.0.0.1:$port/admin/" >/dev/null
   for page in /admin/ /admin/greetings/ /admin/users/ /admin/audit/; do
     read -r a_rps a_p50 a_p99 a_bad <<<"$(run_wrk "$admin_connections" -H "Cookie: $cookie" "http://127.0.0.1:$port$page")"
     row "admin $page (c=$admin_connections)" "$a_rps" "$a_p50" "$a_p99" "$a_bad" "$(rss_mib "$greeter_pid")"

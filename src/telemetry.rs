@@ -12,9 +12,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Lines that may wait for the writer thread before logging callers block (about 2 MiB);
+/// Lines that may wait for the writer thread before logging callers block (~256 KiB);
 /// blocking rather than dropping, because an access log with holes is worse than a stall.
-const BUFFERED_LINES: usize = 8192;
+const BUFFERED_LINES: usize = 1024;
 
 /// Keeps the log writer alive; dropping it flushes what is still buffered.
 #[must_use = "logs are lost unless the guard lives until the program ends"]
