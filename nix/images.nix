@@ -34,7 +34,10 @@ let
       # tag = null: the tag is the hash of this derivation, so every change is a new,
       # immutable tag and `imagePullPolicy: IfNotPresent` never runs a stale image.
       tag = null;
+      # The binary is in contents too, so /bin/<name> exists and
+      # `kubectl exec deploy/greeter -- greeter createsuperuser` finds it on PATH.
       contents = [
+        binary
         dockerTools.caCertificates
         nss
       ];
@@ -42,7 +45,10 @@ let
         Entrypoint = [ (lib.getExe binary) ];
         User = "${toString uid}:${toString uid}";
         ExposedPorts = lib.genAttrs ports (_: { });
-        Env = [ "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt" ];
+        Env = [
+          "PATH=/bin"
+          "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
+        ];
         Labels = {
           "org.opencontainers.image.title" = name;
           "org.opencontainers.image.description" = description;
