@@ -35,7 +35,11 @@ in
     // {
       inherit cargoArtifacts;
       cargoTestExtraArgs = "--lib --bins --test api";
-      nativeCheckInputs = [ pkgs.postgresql ];
+      # initdb/pg_ctl for the throwaway database; openssl makes the TLS test's CA.
+      nativeCheckInputs = [
+        pkgs.postgresql
+        pkgs.openssl
+      ];
     }
   );
 
