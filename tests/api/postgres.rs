@@ -114,13 +114,13 @@ impl PgCluster {
     /// (Re)start the server on the same port and data directory.
     pub fn start_server(&self) {
         // Durability is irrelevant for throwaway test data; these make it much faster.
+        // TCP on loopback only: no Unix socket, whose path could pass the 104-byte limit
+        // under a long TMPDIR (macOS, Nix sandboxes).
         let options = format!(
-            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
              -c max_connections=400 {}",
-            self.port,
-            self.root.to_string_lossy(),
-            self.extra_options
+            self.port, self.extra_options
         );
         let log = self
             .root
