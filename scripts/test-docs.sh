@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The docs tell the truth (tests/docs/check_docs.py: configuration table == the code's
-# variables, every command shown exists, every link resolves), and every shell script
-# outside nix/apps (which the nix suite checks) passes shellcheck.
+# The docs suite (scripts/test.sh docs). Run from anywhere; non-zero exit on any problem.
+#   tests/docs/check_docs.py  README.md and DOCS.md against the code: the configuration
+#                             table == src/config.rs VARIABLES, every command shown exists
+#                             (nix apps and packages, paths, subcommands, flags, chart
+#                             values), links and anchors resolve; shellcheck of
+#                             scripts/*.sh and .ci/run (the nix suite covers nix/apps/)
+#   tests/docs/selftest.py    each of those checks fails on a copy with a planted lie
+# Needs python3 with pyyaml (.venv from scripts/setup-debian.sh), shellcheck, and the
+# debug binaries (scripts/test.sh builds them; otherwise `cargo build --bins` runs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 python=.venv/bin/python
 [ -x "$python" ] || python=python3
+
 "$python" tests/docs/check_docs.py
-shellcheck scripts/*.sh .ci/run
-echo "ok    shellcheck: scripts/*.sh .ci/run"
+"$python" tests/docs/selftest.py
