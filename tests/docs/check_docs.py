@@ -113,12 +113,12 @@ class Checker:
 
     @staticmethod
     def without_code_blocks(text: str) -> str:
-        return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+        return re.sub(r"^ {0,3}```.*?^ {0,3}```", "", text, flags=re.S | re.M)
 
     @staticmethod
     def code_blocks(text: str) -> list[tuple[str, str]]:
-        """(language, body) of every fenced block."""
-        return re.findall(r"^```([\w-]*)\n(.*?)^```", text, re.S | re.M)
+        """(language, body) of every fenced block; fences may be indented (list items)."""
+        return re.findall(r"^ {0,3}```([\w-]*)\n(.*?)^ {0,3}```", text, re.S | re.M)
 
     def command_lines(self, text: str) -> list[str]:
         """Lines shown as commands: shell blocks, `$ ` lines of console blocks, and
@@ -129,8 +129,7 @@ class Checker:
                 lines += [l[2:] for l in body.splitlines() if l.startswith("$ ")]
             elif lang in ("", "sh", "bash", "shell"):
                 lines += body.splitlines()
-        prose = self.without_code_blocks(text)
-        lines += re.findall(r"`([^`\n]+)`", prose)
+        lines += self.inline_code(text)
         cleaned = []
         for line in lines:
             line = re.sub(r"\s+#\s.*$", "", line).strip()  # trailing comments
@@ -139,7 +138,9 @@ class Checker:
         return cleaned
 
     def inline_code(self, text: str) -> list[str]:
-        return re.findall(r"`([^`\n]+)`", self.without_code_blocks(text))
+        """Code spans in the prose; a span may continue on the next line (CommonMark)."""
+        spans = re.findall(r"`([^`]+)`", self.without_code_blocks(text))
+        return [re.sub(r"\s*\n\s*", " ", span) for span in spans]
 
     # ------------------------------------------------------------- variables
     def check_variables(self) -> None:
