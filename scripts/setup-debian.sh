@@ -28,6 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Rust itself comes from rustup (rust-toolchain.toml pins 1.95.0); Debian's cargo is older.
+command -v cargo >/dev/null || {
+  echo "setup-debian: cargo not found: install rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+}
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -33,13 +33,15 @@ find_bin() {
     command -v "$name"
     return
   fi
+  # The newer of the release and debug builds, so a fresh `cargo build` is what runs.
+  local found=
   for dir in "$root/target/release" "$root/target/debug"; do
-    if [[ -x $dir/$name ]]; then
-      printf '%s\n' "$dir/$name"
-      return
+    if [[ -x $dir/$name && ( -z $found || $dir/$name -nt $found ) ]]; then
+      found=$dir/$name
     fi
   done
-  die "$name not found: set $var, put it on PATH, or run 'cargo build --bins'"
+  [[ -n $found ]] || die "$name not found: set $var, put it on PATH, or run 'cargo build --bins'"
+  printf '%s\n' "$found"
 }
 greeter=$(find_bin greeter GREETER_BIN)
 migrate=$(find_bin greeter-migrate GREETER_MIGRATE_BIN)

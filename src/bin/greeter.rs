@@ -127,7 +127,7 @@ fn createsuperuser(username: Option<String>, noinput: bool) -> ExitCode {
     let problems = password::validate(password.expose_secret(), &username);
     if !problems.is_empty() {
         for problem in problems {
-            eprintln!("greeter: {problem}");
+            eprintln!("greeter createsuperuser: {problem}");
         }
         return ExitCode::FAILURE;
     }
