@@ -56,12 +56,6 @@ impl Source for HashMap<String, String> {
     }
 }
 
-impl Source for HashMap<&str, &str> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).map(|v| v.to_string())
-    }
-}
-
 /// Every variable the code reads, for the docs test that compares DOCS.md with the code.
 pub const VARIABLES: &[&str] = &[
     "SECRET_KEY",

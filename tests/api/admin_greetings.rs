@@ -19,16 +19,6 @@ async fn greetings(app: &TestApp) -> Vec<(i64, String, bool)> {
         .collect()
 }
 
-async fn served(app: &TestApp) -> String {
-    let body: serde_json::Value = reqwest::get(app.url("/"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["message"].as_str().unwrap().to_owned()
-}
-
 async fn active_count(app: &TestApp) -> i64 {
     app.db()
         .await
@@ -79,7 +69,7 @@ async fn add_list_change_and_delete_a_greeting() {
     assert_eq!(all.len(), 2);
     let (id, _, active) = all[1].clone();
     assert!(!active, "not active unless asked");
-    assert_eq!(served(&app).await, "Hello, World!");
+    assert_eq!(app.served_message().await, "Hello, World!");
 
     let page = format!("/admin/greetings/{id}/");
     let (status, html) = get(&app, &client, &page).await;
@@ -148,7 +138,7 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
         let took = wait_for(
             &format!("the {name} replica to serve the new greeting"),
             Duration::from_secs(1),
-            || async { served(target).await == "Hallo Welt" },
+            || async { target.served_message().await == "Hallo Welt" },
         )
         .await;
         println!("{name} replica served the activated greeting after {took:?}");
@@ -165,7 +155,7 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
     wait_for(
         "the checkbox activation",
         Duration::from_secs(1),
-        || async { served(&replica).await == "Hej världen" },
+        || async { replica.served_message().await == "Hej världen" },
     )
     .await;
     let first = greetings(&app).await[0].0;
@@ -182,7 +172,7 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
     wait_for(
         "the change-form activation",
         Duration::from_secs(1),
-        || async { served(&app).await == "Hello, World!" },
+        || async { app.served_message().await == "Hello, World!" },
     )
     .await;
 

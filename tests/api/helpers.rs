@@ -105,6 +105,12 @@ impl TestApp {
             .expect("request")
     }
 
+    /// The message `GET /` serves right now.
+    pub async fn served_message(&self) -> String {
+        let body: serde_json::Value = self.get("/").await.json().await.unwrap();
+        body["message"].as_str().unwrap().to_owned()
+    }
+
     /// A connection to this test's own database.
     pub async fn db(&self) -> tokio_postgres::Client {
         greeter::db::connect(&self.server.settings(&self.db_name))
@@ -113,7 +119,6 @@ impl TestApp {
     }
 
     /// Insert a user with a known password.
-    #[allow(dead_code)] // until the admin tests use it
     pub async fn create_user(
         &self,
         username: &str,

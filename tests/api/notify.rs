@@ -2,12 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_on, wait_for};
-
-async fn message(app: &TestApp) -> String {
-    let body: serde_json::Value = app.get("/").await.json().await.unwrap();
-    body["message"].as_str().unwrap().to_owned()
-}
+use crate::helpers::{spawn_app, spawn_app_on, wait_for};
 
 #[tokio::test]
 async fn two_replicas_see_a_change_within_a_second() {
@@ -18,7 +13,7 @@ async fn two_replicas_see_a_change_within_a_second() {
         first.settings.clone(),
     )
     .await;
-    assert_eq!(message(&first).await, "Hello, World!");
+    assert_eq!(first.served_message().await, "Hello, World!");
 
     first
         .db()
@@ -32,7 +27,7 @@ async fn two_replicas_see_a_change_within_a_second() {
     let started = std::time::Instant::now();
     for app in [&first, &second] {
         wait_for("the new greeting", Duration::from_secs(1), || async {
-            message(app).await == "Changed in SQL"
+            app.served_message().await == "Changed in SQL"
         })
         .await;
     }
@@ -65,7 +60,7 @@ async fn the_listener_reconnects_after_losing_its_connection() {
     wait_for(
         "the listener to reconnect and reload",
         Duration::from_secs(10),
-        || async { message(&app).await == "After reconnect" },
+        || async { app.served_message().await == "After reconnect" },
     )
     .await;
     // And it listens again: a later change arrives quickly.
@@ -93,7 +88,7 @@ async fn the_listener_reconnects_after_losing_its_connection() {
     .await
     .unwrap();
     wait_for("the second change", Duration::from_secs(1), || async {
-        message(&app).await == "Second change"
+        app.served_message().await == "Second change"
     })
     .await;
     app.shutdown().await;
