@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=sudo
 fi
 
-apt_packages=(postgresql chromium chromium-driver nix-bin shellcheck wrk curl jq ca-certificates)
+apt_packages=(postgresql musl-tools chromium chromium-driver nix-bin shellcheck wrk curl jq ca-certificates)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
