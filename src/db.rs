@@ -9,8 +9,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DatabaseSettings;
 
-/// How long a request may wait for a pooled connection before it fails fast.
-const POOL_WAIT: Duration = Duration::from_secs(3);
+/// How long a request may wait for a free pooled connection before it fails fast.
+const POOL_WAIT: Duration = Duration::from_secs(1);
+/// How long the pool may spend opening one connection for a request. Shorter than the
+/// migrator's connect timeout: with PostgreSQL away the admin must answer its 503 page
+/// within about a second, not hang (an in-cluster connect takes milliseconds).
+const POOL_CREATE: Duration = Duration::from_secs(1);
 
 /// A TLS connector trusting the platform's CA bundle (the image ships `ca-certificates`;
 /// `SSL_CERT_FILE` can point at a provider's CA, e.g. for a managed database).
@@ -40,7 +44,7 @@ pub fn build_pool(settings: &DatabaseSettings) -> Pool {
         tls_connector(),
         ManagerConfig {
             // `Fast` only checks that the connection task is still alive; a dead server
-            // shows up as a closed connection, and readiness runs a real query anyway.
+            // shows up as a closed connection, and the admin then answers 503.
             recycling_method: RecyclingMethod::Fast,
         },
     );
@@ -48,7 +52,7 @@ pub fn build_pool(settings: &DatabaseSettings) -> Pool {
         .max_size(settings.pool_max)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_WAIT))
-        .create_timeout(Some(settings.connect_timeout))
+        .create_timeout(Some(POOL_CREATE.min(settings.connect_timeout)))
         .recycle_timeout(Some(Duration::from_secs(2)))
         .build()
         .expect("pool configuration is valid: a runtime is set")

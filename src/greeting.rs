@@ -27,6 +27,9 @@ pub const FALLBACK_MESSAGE: &str = "Hello, World!";
 #[derive(Default)]
 pub struct GreetingCache {
     message: ArcSwapOption<String>,
+    /// Whether the LISTEN connection is up: the `greeter_database_up` gauge. Readiness
+    /// does not look at it (a database outage must not empty the Service).
+    connected: std::sync::atomic::AtomicBool,
 }
 
 impl GreetingCache {
@@ -37,6 +40,16 @@ impl GreetingCache {
 
     pub fn set(&self, message: &str) {
         self.message.store(Some(Arc::new(message.to_owned())));
+    }
+
+    /// Whether the listener currently holds a working database connection.
+    pub fn database_connected(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_connected(&self, up: bool) {
+        self.connected
+            .store(up, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -58,19 +71,23 @@ pub async fn listen(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        tokio::select! {
-            result = listen_once(&settings, &cache) => {
-                match result {
-                    Ok(()) => {
-                        // It was connected, so start the backoff afresh.
-                        backoff = Duration::from_millis(100);
-                        tracing::warn!("greeting listener connection closed; reconnecting");
-                    }
-                    Err(e) => tracing::warn!(error = crate::db::describe(&e), retry_in_ms = backoff.as_millis() as u64,
-                        "greeting listener failed; reconnecting"),
-                }
-            }
+        let result = tokio::select! {
+            result = listen_once(&settings, &cache) => result,
             _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        // The greeting stays in memory and `GET /` keeps serving it; only the gauge drops.
+        cache.set_connected(false);
+        match result {
+            Ok(()) => {
+                // It was connected, so start the backoff afresh.
+                backoff = Duration::from_millis(100);
+                tracing::warn!("greeting listener connection closed; reconnecting");
+            }
+            Err(e) => tracing::warn!(
+                error = crate::db::describe(&e),
+                retry_in_ms = backoff.as_millis() as u64,
+                "greeting listener failed; reconnecting"
+            ),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -110,6 +127,7 @@ async fn listen_once(
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     cache.set(&load_active(&client).await?);
+    cache.set_connected(true);
     tracing::info!("greeting listener connected");
     // Notifications that arrive during a reload coalesce into one further reload.
     while rx.recv().await.is_some() {

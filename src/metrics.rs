@@ -31,6 +31,10 @@ pub fn handle() -> &'static PrometheusHandle {
             metrics::Unit::Seconds,
             "HTTP request latency by route, method and status"
         );
+        metrics::describe_gauge!(
+            "greeter_database_up",
+            "1 while this replica's LISTEN connection to PostgreSQL works, else 0 (readiness ignores it)"
+        );
         metrics::gauge!("greeter_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         // Histogram samples pile up in memory until upkeep folds them into buckets; a
         // scrape does it too, but nobody may scrape (local mode, no Prometheus): without
@@ -106,7 +110,9 @@ fn status_label(status: u16) -> &'static str {
 }
 
 /// Render the exposition text, with the pool gauges sampled at scrape time.
-pub fn render(pool: &Pool) -> String {
+/// `database_up`: whether the greeting listener holds a working connection.
+pub fn render(pool: &Pool, database_up: bool) -> String {
+    metrics::gauge!("greeter_database_up").set(if database_up { 1.0 } else { 0.0 });
     let status = pool.status();
     metrics::gauge!("db_pool_connections").set(status.size as f64);
     metrics::gauge!("db_pool_available_connections").set(status.available as f64);

@@ -33,6 +33,26 @@ pub enum AdminError {
     Template(#[from] handlebars::RenderError),
 }
 
+impl AdminError {
+    /// PostgreSQL cannot be reached right now (refused, timed out, connection lost, server
+    /// shutting down): a 503 the user can retry, not a server bug.
+    fn is_database_unavailable(&self) -> bool {
+        match self {
+            AdminError::Pool(_) => true,
+            AdminError::Database(e) => {
+                e.is_closed()
+                    || e.code().is_some_and(|code| {
+                        // Class 08 connection exception, 57 operator intervention
+                        // (admin_shutdown, cannot_connect_now).
+                        code.code().starts_with("08") || code.code().starts_with("57")
+                    })
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            _ => false,
+        }
+    }
+}
+
 pub(crate) type Result<T, E = AdminError> = std::result::Result<T, E>;
 
 pub(crate) enum Body {
@@ -391,6 +411,14 @@ fn error_page(admin: &AdminState, app: &AppState, req: &AdminRequest, error: Adm
             "The form was not submitted from this site, or it is too old. Reload the page \
              and try again. Cookies must be enabled.",
         ),
+        AdminError::Pool(_) | AdminError::Database(_) if error.is_database_unavailable() => {
+            tracing::warn!(error = %error, path = %req.path, "admin request: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database unavailable",
+                "The database is unavailable, try again in a moment.",
+            )
+        }
         AdminError::Database(_) | AdminError::Pool(_) | AdminError::Template(_) => {
             tracing::error!(error = %error, path = %req.path, "admin request failed");
             (

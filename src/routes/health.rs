@@ -1,4 +1,10 @@
-//! Liveness (`/healthz`) and readiness (`/readyz`).
+//! Liveness (`/healthz`) and readiness (`/readyz`) on the public port, and the database
+//! check (`/dbz`) on the internal metrics port.
+//!
+//! Readiness means "this pod can serve": the greeting has been loaded once and the pod
+//! is not draining. It never touches the database: `GET /` is served from memory, so a
+//! PostgreSQL outage must not take every replica out of the Service at once. Operators
+//! see the database through `greeter_database_up` and `/dbz` on port 9090 instead.
 
 use std::time::Duration;
 
@@ -11,7 +17,7 @@ use warp::{Filter, Reply};
 use super::{get_or_head, with_state};
 use crate::state::AppState;
 
-/// Readiness must answer well within the probe's own timeout.
+/// The database check must answer well within a scraper's or a person's patience.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Serialize)]
@@ -46,32 +52,48 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let readyz = warp::path!("readyz")
         .and(get_or_head())
         .and(with_state(state))
-        .then(readyz);
+        .map(|state: AppState| match readiness_problem(&state) {
+            None => health(StatusCode::OK, None),
+            Some(reason) => health(StatusCode::SERVICE_UNAVAILABLE, Some(reason.into())),
+        });
     healthz.or(readyz).unify().boxed()
 }
 
-async fn readyz(state: AppState) -> Response {
-    match readiness_problem(&state).await {
-        None => health(StatusCode::OK, None),
-        Some(reason) => health(StatusCode::SERVICE_UNAVAILABLE, Some(reason)),
-    }
-}
-
-/// Why this replica should not receive traffic, if it should not.
-async fn readiness_problem(state: &AppState) -> Option<String> {
+/// Why this replica should not receive traffic, if it should not. Public, so the
+/// reasons are fixed words: no schema or migration names.
+fn readiness_problem(state: &AppState) -> Option<&'static str> {
     if state.is_draining() {
-        return Some("shutting down".into());
+        return Some("shutting down");
     }
     if state.greeting.get().is_none() {
-        return Some("greeting not loaded yet".into());
+        return Some("greeting not loaded yet");
     }
+    None
+}
+
+/// `GET /dbz` for the internal port: a real query against PostgreSQL, and whether every
+/// migration this binary embeds is applied. No probe uses it.
+pub fn database_route(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("dbz")
+        .and(get_or_head())
+        .and(with_state(state))
+        .then(|state: AppState| async move {
+            match database_problem(&state).await {
+                None => health(StatusCode::OK, None),
+                Some(reason) => health(StatusCode::SERVICE_UNAVAILABLE, Some(reason)),
+            }
+        })
+        .boxed()
+}
+
+async fn database_problem(state: &AppState) -> Option<String> {
     let check = async {
         let client = state.pool.get().await.map_err(|e| {
-            tracing::debug!(error = %e, "readiness: no database connection");
+            tracing::debug!(error = %e, "database check: no connection");
             "database unavailable".to_owned()
         })?;
         let missing = crate::migrations::missing(&client).await.map_err(|e| {
-            tracing::debug!(error = %e, "readiness: schema query failed");
+            tracing::debug!(error = %e, "database check: schema query failed");
             "database unavailable".to_owned()
         })?;
         match missing.first() {

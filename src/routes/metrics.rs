@@ -1,4 +1,4 @@
-//! `GET /metrics` on the internal metrics port.
+//! `GET /metrics` and the database check `GET /dbz` on the internal metrics port.
 
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -11,15 +11,17 @@ use crate::state::AppState;
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("metrics")
         .and(warp::get())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .map(|state: AppState| {
             warp::reply::with_header(
-                crate::metrics::render(&state.pool),
+                crate::metrics::render(&state.pool, state.greeting.database_connected()),
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )
             .into_response()
         })
+        .or(super::health::database_route(state))
+        .unify()
         .recover(crate::error::handle_rejection)
         .unify()
         .boxed()

@@ -19,7 +19,7 @@ async fn readyz_is_ok_when_the_schema_is_current() {
 }
 
 #[tokio::test]
-async fn readyz_fails_while_a_migration_is_missing() {
+async fn a_missing_migration_shows_on_the_internal_check_only() {
     let app = spawn_app().await;
     // Pretend the newest migration was never applied.
     app.db()
@@ -30,12 +30,25 @@ async fn readyz_fails_while_a_migration_is_missing() {
         )
         .await
         .unwrap();
+    // Readiness does not query the database (the init gate waits for migrations), and
+    // the public port names no migration.
     let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    assert!(!response.text().await.unwrap().contains("__"));
+    // The operator's check on the metrics port names it.
+    let response = reqwest::get(format!("{}/dbz", app.metrics_address))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(
         body["reason"].as_str().unwrap().contains("not applied"),
         "{body}"
+    );
+    assert_eq!(
+        app.get("/dbz").await.status(),
+        404,
+        "not on the public port"
     );
     app.shutdown().await;
 }

@@ -7,13 +7,13 @@ mod tls_certs;
 
 mod config_errors;
 mod createsuperuser;
+mod database_outage;
 mod greeting;
 mod health;
 mod http_hygiene;
 mod metrics;
 mod migrations;
 mod notify;
-mod readiness;
 mod shutdown;
 mod tls;
 
