@@ -27,6 +27,7 @@ from conftest import CHART, NAMESPACE, RELEASE, one, parse_manifests
 class FakeApiServer:
     def __init__(self):
         self.secrets: dict[str, dict[str, str]] = {}
+        self.statefulsets: dict[str, dict] = {}
         self.requests: list[str] = []
         fake = self
 
@@ -38,10 +39,18 @@ class FakeApiServer:
                 fake.requests.append(self.path)
                 path = self.path.split("?", 1)[0]
                 prefix = f"/api/v1/namespaces/{NAMESPACE}/secrets/"
+                sts_prefix = f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/"
                 if path == "/api/v1":
                     self._send(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
                                      "resources": [{"name": "secrets", "singularName": "secret", "namespaced": True,
                                                     "kind": "Secret", "verbs": ["get", "list"]}]})
+                elif path == "/apis/apps/v1":
+                    self._send(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
+                                     "resources": [{"name": "statefulsets", "singularName": "statefulset",
+                                                    "namespaced": True, "kind": "StatefulSet",
+                                                    "verbs": ["get", "list"]}]})
+                elif path.startswith(sts_prefix) and path[len(sts_prefix):] in fake.statefulsets:
+                    self._send(200, fake.statefulsets[path[len(sts_prefix):]])
                 elif path.startswith(prefix) and path[len(prefix):] in fake.secrets:
                     name = path[len(prefix):]
                     self._send(200, {"apiVersion": "v1", "kind": "Secret",
@@ -67,10 +76,12 @@ class FakeApiServer:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def apply(self, objects):
-        """Store the rendered Secrets, as the API server would after an install."""
-        for secret in objects:
-            if secret["kind"] == "Secret":
-                self.secrets[secret["metadata"]["name"]] = dict(secret["data"])
+        """Store the rendered Secrets and StatefulSets, as the API server would after an install."""
+        for obj in objects:
+            if obj["kind"] == "Secret":
+                self.secrets[obj["metadata"]["name"]] = dict(obj["data"])
+            elif obj["kind"] == "StatefulSet":
+                self.statefulsets[obj["metadata"]["name"]] = obj
 
 
 @pytest.fixture
@@ -139,3 +150,25 @@ def test_an_explicit_value_overrides_the_kept_one(cluster):
     data = _secret_data(render({"secrets": {"secretKey": rotated}}, revision=2))["greeter"]
     assert base64.b64decode(data["SECRET_KEY"]).decode() == rotated
     assert data["ADMIN_PASSWORD"] == fake.secrets["greeter"]["ADMIN_PASSWORD"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"size": "5Gi"}, "postgresql.persistence.size is 5Gi but the live StatefulSet has 1Gi"),
+        ({"storageClass": "fast-ssd"}, 'postgresql.persistence.storageClass is "fast-ssd" but the live StatefulSet has ""'),
+        ({"accessModes": ["ReadWriteOncePod"]}, "postgresql.persistence.accessModes is"),
+    ],
+)
+def test_an_immutable_statefulset_change_fails_with_the_procedure(cluster, change, message):
+    fake, render = cluster
+    fake.apply(render(revision=1))
+    assert "greeter-postgresql" in fake.statefulsets
+    # An unrelated upgrade renders fine against the live StatefulSet.
+    render({"config": {"logFormat": "pretty"}}, revision=2)
+    with pytest.raises(Exception) as failure:
+        render({"postgresql": {"persistence": change}}, revision=2)
+    text = str(failure.value)
+    assert message in text, text
+    assert "delete statefulset greeter-postgresql --cascade=orphan" in text, text
+    assert "DOCS.md#changing-the-database-volume" in text

@@ -519,3 +519,35 @@ def test_helm_test_pod():
     urls = [a for a in c["args"] if a.startswith("http://")]
     assert urls == ["http://greeter:80/readyz", "http://greeter:80/"]
     assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_postgres_pod_template_is_identical_across_a_chart_version_bump(tmp_path):
+    """A chart or app version bump must not change the database's pod template (a change
+    there restarts PostgreSQL). Renders a copy of the chart with new versions."""
+    import shutil
+
+    import yaml
+
+    bumped = tmp_path / "chart"
+    shutil.copytree(CHART, bumped)
+    meta = yaml.safe_load((bumped / "Chart.yaml").read_text())
+    meta["version"], meta["appVersion"] = "9.8.7", "9.8.7"
+    (bumped / "Chart.yaml").write_text(yaml.safe_dump(meta))
+
+    def template(path) -> str:
+        with helm.Chart.load(path) as loaded:
+            sts = one(parse(loaded.render({}, name=RELEASE, namespace=NAMESPACE)), "StatefulSet")
+        return yaml.safe_dump(sts["spec"]["template"], sort_keys=True)
+
+    before, after = template(CHART), template(bumped)
+    assert "9.8.7" not in after and "0.1.0" not in before, "no version in the pod template"
+    assert after == before
+    # The app Deployment does carry the version (it changes with the image anyway).
+    with helm.Chart.load(bumped) as loaded:
+        assert "9.8.7" in str(one(parse(loaded.render({}, name=RELEASE, namespace=NAMESPACE)), "Deployment"))
+
+
+def parse(manifests):
+    from conftest import parse_manifests
+
+    return parse_manifests(manifests)
