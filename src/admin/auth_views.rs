@@ -103,66 +103,86 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
     }
 
     let policy = admin.policy();
-    let db = app.pool.get().await?;
+    // One canonical form for the throttle keys; a username the schema cannot hold (too
+    // long, outside its ASCII alphabet) counts only against the address, and no password
+    // is checked for it.
     let keys = throttle::Keys::new(&username, req.client_addr);
-    if throttle::is_locked(&**db, &keys).await? {
-        tracing::warn!(username = %username, client_addr = ?req.client_addr,
+    let logged_name = log_safe(&username);
+    // Reserve the attempt before checking anything: a burst gets at most the limits.
+    let reservation = {
+        let db = app.pool.get().await?;
+        throttle::reserve(&**db, &keys, &policy).await?
+    };
+    if !reservation.allowed {
+        tracing::warn!(username = %logged_name, client_addr = ?req.client_addr,
             "admin login refused: locked out after repeated failures");
         return Ok(again(json!({"form": [LOCKED_OUT]}))?.with_status(StatusCode::TOO_MANY_REQUESTS));
     }
 
-    let row = db
-        .query_opt(
-            "SELECT id, username, password_hash, is_active AND is_staff
-             FROM users WHERE lower(username) = lower($1)",
-            &[&username],
-        )
-        .await?;
-    // argon2 may have to queue behind other logins: give the connection back meanwhile,
-    // so a login flood cannot exhaust the pool that every other request needs.
-    drop(db);
-    // Unknown users are checked against a dummy hash, so both take the same time.
-    let phc = match &row {
-        Some(r) => r.get::<_, String>(2),
-        None => admin.dummy_hash().await,
+    let row = match &keys.username {
+        Some(_) => {
+            let db = app.pool.get().await?;
+            db.query_opt(
+                "SELECT id, username, password_hash, is_active AND is_staff
+                 FROM users WHERE lower(username) = $1",
+                &[&username.to_ascii_lowercase()],
+            )
+            .await?
+        }
+        None => None,
     };
-    let verified = admin
-        .verify_password(SecretString::from(password), phc)
-        .await;
+    // No connection is held while argon2 queues and runs: a login flood cannot exhaust
+    // the pool that every other request needs. Unknown users are checked against a dummy
+    // hash, so both take the same time.
+    let verified = if keys.username.is_some() {
+        let phc = match &row {
+            Some(r) => r.get::<_, String>(2),
+            None => admin.dummy_hash().await,
+        };
+        admin
+            .verify_password(SecretString::from(password), phc)
+            .await
+    } else {
+        false
+    };
     let user = row.filter(|r| verified && r.get::<_, bool>(3));
-    let db = app.pool.get().await?;
 
     let Some(user) = user else {
-        let failure = throttle::record_failure(&**db, &keys, &policy).await?;
-        tracing::info!(username = %username, client_addr = ?req.client_addr, "admin login failed");
-        for key in &failure.newly_locked {
-            tracing::warn!(key = %key, lockout_s = policy.lockout.as_secs(),
-                "admin login locked out after repeated failures");
-            audit::record(
-                &**db,
-                &Actor {
-                    user_id: None,
-                    username: username.clone(),
-                    client_addr: req.client_addr,
-                },
-                Change {
-                    action: "login_locked",
-                    object_type: "session",
-                    object_id: None,
-                    object_repr: key,
-                    before: None,
-                    after: Some(json!({"locked_for_seconds": policy.lockout.as_secs()})),
-                },
-            )
-            .await?;
+        {
+            let db = app.pool.get().await?;
+            let newly_locked = throttle::record_failure(&**db, &reservation, &policy).await?;
+            tracing::info!(username = %logged_name, client_addr = ?req.client_addr, "admin login failed");
+            for key in &newly_locked {
+                tracing::warn!(key = %log_safe(key), lockout_s = policy.lockout.as_secs(),
+                    "admin login locked out after repeated failures");
+                audit::record(
+                    &**db,
+                    &Actor {
+                        user_id: None,
+                        username: logged_name.clone(),
+                        client_addr: req.client_addr,
+                    },
+                    Change {
+                        action: "login_locked",
+                        object_type: "session",
+                        object_id: None,
+                        object_repr: key,
+                        before: None,
+                        after: Some(json!({"locked_for_seconds": policy.lockout.as_secs()})),
+                    },
+                )
+                .await?;
+            }
         }
-        tokio::time::sleep(failure.delay).await;
+        // The connection went back to the pool before the slowdown.
+        tokio::time::sleep(reservation.delay).await;
         return again(json!({"form": [LOGIN_FAILED]}));
     };
 
+    let db = app.pool.get().await?;
     let user_id: i64 = user.get(0);
     let canonical: String = user.get(1);
-    throttle::reset(&**db, &keys, &policy).await?;
+    throttle::succeeded(&**db, &keys, &policy).await?;
     session::sweep(&**db, &policy).await?;
     // A new token at every login: a session id planted before login is worthless.
     if let Some(old) = req
@@ -197,6 +217,26 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
     .await?;
     tracing::info!(username = %canonical, "admin login");
     Ok(Page::redirect(next).with_cookie(session_cookie(admin, &token)))
+}
+
+/// A username as it may be logged: at most 64 characters, control characters escaped
+/// (a password typed into the username field, or a 60 KB name, is not logged whole).
+fn log_safe(username: &str) -> String {
+    let mut out: String = username
+        .chars()
+        .take(64)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if username.chars().count() > 64 {
+        out.push('…');
+    }
+    out
 }
 
 fn session_cookie(admin: &AdminState, token: &str) -> String {

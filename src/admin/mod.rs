@@ -46,13 +46,19 @@ pub struct Policy {
     pub idle_timeout: Duration,
     /// A session is over this long after login, however active.
     pub absolute_timeout: Duration,
-    /// Failures for one username, within `failure_window`, that lock it out.
+    /// Attempts on one username from one client address, within `failure_window`, that
+    /// lock this pair out (the soft lockout: other addresses may still try).
+    pub pair_failure_limit: i32,
+    /// Attempts on one username from anywhere, within `failure_window`, that lock it out
+    /// (the hard lock, much higher than the pair's).
     pub username_failure_limit: i32,
-    /// Failures from one client address, within `failure_window`, that lock it out.
+    /// Attempts from one client address (IPv6: one /64), within `failure_window`, that
+    /// lock it out.
     pub address_failure_limit: i32,
     pub failure_window: Duration,
     pub lockout: Duration,
-    /// After this many failures each further failed attempt is answered more slowly.
+    /// After this many attempts on a (username, address) pair each further failed
+    /// attempt is answered more slowly.
     pub slowdown_after: i32,
     pub slowdown_step: Duration,
     pub slowdown_max: Duration,
@@ -63,8 +69,9 @@ impl Default for Policy {
         Self {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
-            username_failure_limit: 5,
-            address_failure_limit: 20,
+            pair_failure_limit: 5,
+            username_failure_limit: 100,
+            address_failure_limit: 50,
             failure_window: Duration::from_secs(15 * 60),
             lockout: Duration::from_secs(15 * 60),
             slowdown_after: 2,

@@ -23,3 +23,4 @@ mod admin_pages;
 mod admin_support;
 mod admin_throttle;
 mod admin_users;
+mod login_burst;
