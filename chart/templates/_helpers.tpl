@@ -152,21 +152,6 @@ Database connection. The in-cluster PostgreSQL or the external one.
 {{- end }}
 
 {{/*
-Keep a secret value across upgrades: an explicit value wins, then the value in the
-live Secret (lookup; empty under `helm template` and client dry runs), else a new
-random one. Call with (dict "explicit" .Values.x "existing" $secret "key" "K" "length" 48).
-*/}}
-{{- define "greeter.secretValue" -}}
-{{- if .explicit -}}
-{{ .explicit | b64enc }}
-{{- else if and .existing (index (.existing.data | default dict) .key) -}}
-{{ index .existing.data .key }}
-{{- else -}}
-{{ randAlphaNum (int .length) | b64enc }}
-{{- end -}}
-{{- end }}
-
-{{/*
 Env shared by every container that talks to the database (the app, the init gate and
 the migration Job). Non-secret settings come from the ConfigMap via envFrom.
 */}}
@@ -230,17 +215,44 @@ external database's port (restricted to networkPolicy.externalDatabaseCIDRs if g
 {{- end }}
 
 {{/*
-checksum/secret for the app pods. It hashes what Helm can change: the explicit secret
-values and which Secrets/keys are used. Generated values are not hashed: they are random
-on the first render (so a hash of them would differ between install and the first
-upgrade and roll the pods for nothing), and afterwards `lookup` keeps them unchanged.
-A Secret edited outside Helm needs `kubectl rollout restart` (see DOCS.md).
+checksum/secret for the app pods: which Secrets and keys they read — never a value (the
+chart knows none: they live outside the release, see secrets-job.yaml). A rotation is a
+change of the Secret itself, so it is followed by `kubectl rollout restart` (DOCS.md).
 */}}
 {{- define "greeter.secretsChecksum" -}}
 {{- $inputs := dict
-      "secrets" .Values.secrets
-      "databasePassword" .Values.postgresql.auth.password
+      "appSecret" (include "greeter.appSecretName" .)
       "databaseSecret" (include "greeter.databaseSecretName" .)
       "databaseSecretKey" (include "greeter.databaseSecretKey" .) -}}
 {{- toJson $inputs | sha256sum -}}
+{{- end }}
+
+{{/*
+Secret values are never taken from values: they would be stored in every release
+revision and `helm rollback` would bring an old one back. An explicit
+postgresql.auth.password may only confirm the stored one (lookup); any other value
+fails, because the postgres image applies POSTGRES_PASSWORD only to an empty data
+directory and the rollout would hang on authentication errors.
+*/}}
+{{- define "greeter.validateSecretValues" -}}
+{{- range $key := list "secretKey" "paymentApiKey" "adminPassword" }}
+{{- if index $.Values.secrets $key }}
+{{- fail (printf "secrets.%s: secret values are not taken from values (every release revision would store it, and a rollback would restore an old one). The chart generates the Secret %s once; rotate with kubectl patch as in DOCS.md#secrets-and-rotation, or point secrets.existingSecret at your own Secret." $key (include "greeter.appSecretName" $)) }}
+{{- end }}
+{{- end }}
+{{- with .Values.postgresql.auth.password }}
+{{- if not $.Values.postgresql.enabled }}
+{{- fail "postgresql.auth.password applies to the in-cluster PostgreSQL only; an external database's password is in externalDatabase.existingSecret" }}
+{{- end }}
+{{- $name := include "greeter.databaseSecretName" $ }}
+{{- $key := include "greeter.databaseSecretKey" $ }}
+{{- $live := lookup "v1" "Secret" $.Release.Namespace $name }}
+{{- $stored := index ($live.data | default dict) $key }}
+{{- if not $stored }}
+{{- fail (printf "postgresql.auth.password is set, but the Secret %s (key %s) does not exist (or this is a client-side render, where lookup sees nothing). The chart takes no passwords from values: leave postgresql.auth.password empty and the password is generated, or create the Secret yourself before installing (kubectl -n %s create secret generic %s --from-literal=%s=...)." $name $key $.Release.Namespace $name $key) }}
+{{- end }}
+{{- if ne (b64dec $stored) (toString .) }}
+{{- fail (printf "postgresql.auth.password differs from the password in the Secret %s, the one PostgreSQL was initialised with. Changing it here would not change it in PostgreSQL and the pods could no longer log in. Rotate it with ALTER ROLE and kubectl patch as in DOCS.md#secrets-and-rotation, then remove postgresql.auth.password from your values." $name) }}
+{{- end }}
+{{- end }}
 {{- end }}

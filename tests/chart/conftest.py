@@ -153,6 +153,31 @@ def workloads(objects):
                 yield obj, spec, container, is_init
 
 
+def secrets_job_specs(objects) -> dict[str, dict[str, int]]:
+    """What the secrets hook Job (secrets-job.yaml) creates: {secret: {key: length}}."""
+    specs: dict[str, dict[str, int]] = {}
+    for job in find(objects, "Job"):
+        if job["metadata"]["labels"].get("app.kubernetes.io/component") != "secrets":
+            continue
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        listing = next(e["value"] for e in container["env"] if e["name"] == "GENERATE")
+        for line in listing.splitlines():
+            name, *keys = line.split()
+            specs[name] = {k.split(":")[0]: int(k.split(":")[1]) for k in keys}
+    return specs
+
+
+def job_created_secrets(objects) -> dict[str, dict[str, str]]:
+    """Stand-ins for the values that Job generates in its pod (stable per name and key,
+    so every container of one render agrees, as they do in the cluster)."""
+    import hashlib
+
+    return {
+        name: {key: hashlib.sha256(f"{name}/{key}".encode()).hexdigest()[:length] for key, length in keys.items()}
+        for name, keys in secrets_job_specs(objects).items()
+    }
+
+
 def resolve_env(objects, container: dict[str, Any]) -> dict[str, str]:
     """The environment a container gets, resolved from the rendered ConfigMaps/Secrets.
 
@@ -163,6 +188,7 @@ def resolve_env(objects, container: dict[str, Any]) -> dict[str, str]:
         o["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in o.get("data", {}).items()}
         for o in find(objects, "Secret")
     }
+    secrets.update(job_created_secrets(objects))
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:

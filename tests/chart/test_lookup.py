@@ -21,7 +21,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from conftest import CHART, NAMESPACE, RELEASE, one, parse_manifests
+from conftest import CHART, NAMESPACE, RELEASE, component, one, parse_manifests
 
 
 class FakeApiServer:
@@ -109,47 +109,39 @@ def _secret_data(objects):
     return {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "Secret"}
 
 
-def test_upgrade_keeps_generated_secrets(cluster):
+def test_an_upgrade_renders_no_secret_and_keeps_the_checksum(cluster):
     fake, render = cluster
     install = render(revision=1)
-    assert any("/secrets/greeter" in r for r in fake.requests), "lookup did not reach the API server"
     fake.apply(install)
+    # The generated Secrets exist outside the release (the hook Job made them).
+    fake.secrets["greeter"] = {"SECRET_KEY": base64.b64encode(b"s" * 64).decode()}
     upgrade = render({"config": {"logFormat": "pretty"}}, revision=2)
-    assert _secret_data(upgrade) == _secret_data(install)
-    # Stable secrets => stable checksum: an upgrade that changes no secret does not roll
-    # the pods for that reason (the config change here rolls them through checksum/config).
+    assert not _secret_data(install) and not _secret_data(upgrade)
     before = one(install, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     after = one(upgrade, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert after["checksum/secret"] == before["checksum/secret"]
     assert after["checksum/config"] != before["checksum/config"]
-    assert one(upgrade, "Job")["metadata"]["name"] == "greeter-migrate-2"
+    assert component(upgrade, "Job", "migrate")["metadata"]["name"] == "greeter-migrate-2"
 
 
-def test_reinstall_after_uninstall_reuses_the_kept_secrets(cluster):
+def test_an_explicit_database_password_must_match_the_stored_one(cluster):
     fake, render = cluster
-    fake.apply(render(revision=1))
-    # `helm uninstall` keeps both Secrets (resource-policy: keep); a new install finds them.
-    again = render(revision=1)
-    assert _secret_data(again) == {name: data for name, data in fake.secrets.items()}
-
-
-def test_a_missing_key_is_generated_and_the_others_kept(cluster):
-    fake, render = cluster
-    fake.apply(render(revision=1))
-    kept = dict(fake.secrets["greeter"])
-    del fake.secrets["greeter"]["PAYMENT_API_KEY"]
-    data = _secret_data(render(revision=2))["greeter"]
-    assert data["SECRET_KEY"] == kept["SECRET_KEY"] and data["ADMIN_PASSWORD"] == kept["ADMIN_PASSWORD"]
-    assert len(base64.b64decode(data["PAYMENT_API_KEY"])) >= 32
-
-
-def test_an_explicit_value_overrides_the_kept_one(cluster):
-    fake, render = cluster
-    fake.apply(render(revision=1))
-    rotated = "r0tated-" + "x9Y" * 10
-    data = _secret_data(render({"secrets": {"secretKey": rotated}}, revision=2))["greeter"]
-    assert base64.b64decode(data["SECRET_KEY"]).decode() == rotated
-    assert data["ADMIN_PASSWORD"] == fake.secrets["greeter"]["ADMIN_PASSWORD"]
+    stored = "st0red-" + "Pq7" * 9
+    fake.secrets["greeter-postgresql"] = {"password": base64.b64encode(stored.encode()).decode()}
+    # The same password: accepted, and still no Secret in the release.
+    assert not _secret_data(render({"postgresql": {"auth": {"password": stored}}}, revision=2))
+    assert any("/secrets/greeter-postgresql" in r for r in fake.requests), "lookup did not reach the API server"
+    # Another one would not change PostgreSQL's password and lock the pods out: refused.
+    with pytest.raises(Exception) as failure:
+        render({"postgresql": {"auth": {"password": "an0ther-" + "Zx9" * 9}}}, revision=2)
+    text = str(failure.value)
+    assert "postgresql.auth.password differs from the password in the Secret greeter-postgresql" in text, text
+    assert "ALTER ROLE" in text and stored not in text
+    # Without a stored Secret there is nothing to confirm: refused with the alternative.
+    del fake.secrets["greeter-postgresql"]
+    with pytest.raises(Exception) as failure:
+        render({"postgresql": {"auth": {"password": stored}}}, revision=1)
+    assert "does not exist" in str(failure.value)
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, one, render, resolve_env
+from conftest import REPO, component, one, render, resolve_env
 
 BIN_DIR = Path(os.environ.get("GREETER_BIN_DIR", REPO / "target" / "debug"))
 IMAGE_TO_BINARY = {"greeter": "greeter", "greeter-migrate": "greeter-migrate"}
@@ -163,7 +163,7 @@ def running(cmd, env, log_path):
 
 
 def test_manifests_run_with_the_real_binaries(binaries, objects, postgres, tmp_path):
-    job = one(objects, "Job")
+    job = component(objects, "Job", "migrate")
     deployment = one(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (gate,) = pod["initContainers"]

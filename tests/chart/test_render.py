@@ -71,6 +71,7 @@ def test_secret_values_are_rejected_not_echoed(chart):
     with pytest.raises(helm.HelmValuesError) as failure:
         chart.render({"secrets": {"secretKey": "hunter2-is-my-key"}}, name=RELEASE, namespace=NAMESPACE)
     assert "minLength: got 17, want 32" in str(failure.value)
+    assert "hunter2" not in str(failure.value)
 
 
 @pytest.mark.parametrize("value_set", ALL_SETS)
@@ -177,9 +178,9 @@ def test_config_and_secret_changes_roll_the_pods(chart):
     base = one(render("defaults"), "Deployment")["spec"]["template"]["metadata"]["annotations"]
     changed = one(render_values(chart, {"config": {"logFormat": "pretty"}}), "Deployment")
     assert changed["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != base["checksum/config"]
-    rotated = one(render_values(chart, {"secrets": {"secretKey": "n3w-" + "Kq8" * 12}}), "Deployment")
-    assert rotated["spec"]["template"]["metadata"]["annotations"]["checksum/secret"] != base["checksum/secret"]
-    # Generated values are random per render, yet the checksum is stable: no needless roll.
+    # The chart knows no secret value: the checksum covers which Secret is read.
+    moved = one(render_values(chart, {"secrets": {"existingSecret": "other"}}), "Deployment")
+    assert moved["spec"]["template"]["metadata"]["annotations"]["checksum/secret"] != base["checksum/secret"]
     again = one(render("defaults", revision=2), "Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert again["checksum/secret"] == base["checksum/secret"]
 
@@ -187,7 +188,7 @@ def test_config_and_secret_changes_roll_the_pods(chart):
 @pytest.mark.parametrize("value_set", ALL_SETS)
 def test_init_container_gates_on_migrations(value_set):
     objects = render(value_set)
-    dep, job = one(objects, "Deployment"), one(objects, "Job")
+    dep, job = one(objects, "Deployment"), component(objects, "Job", "migrate")
     (gate,) = dep["spec"]["template"]["spec"]["initContainers"]
     (migrate,) = job["spec"]["template"]["spec"]["containers"]
     assert gate["image"] == migrate["image"]
@@ -205,12 +206,12 @@ def test_init_container_gates_on_migrations(value_set):
 
 @pytest.mark.parametrize("revision", [1, 2, 17])
 def test_migration_job_is_named_per_revision(revision):
-    job = one(render("defaults", revision=revision), "Job")
+    job = component(render("defaults", revision=revision), "Job", "migrate")
     assert job["metadata"]["name"] == f"greeter-migrate-{revision}"
 
 
 def test_migration_job_is_a_plain_release_resource():
-    job = one(render("defaults"), "Job")
+    job = component(render("defaults"), "Job", "migrate")
     # Not a hook (see the comment in migrate-job.yaml): created with the database.
     assert not [k for k in job["metadata"]["annotations"] if k.startswith("helm.sh/hook")]
     spec = job["spec"]
@@ -282,39 +283,49 @@ def test_existing_secrets_are_referenced_not_created(value_set):
 
 
 @pytest.mark.parametrize("value_set", ALL_SETS)
-def test_no_secret_holds_a_weak_literal(value_set):
+def test_no_secret_value_is_in_the_release(value_set):
+    """Secret values must stay out of the release manifest (and so out of every stored
+    revision, which `helm rollback` would re-apply): the chart renders no Secret at all,
+    hooks included; the secrets hook Job generates missing values inside its pod."""
+    raw = render_raw(value_set)
     objects = render(value_set)
-    for secret in find(objects, "Secret"):
-        assert secret["metadata"]["annotations"].get("helm.sh/resource-policy") == "keep"
-        assert "stringData" not in secret
-        for key, encoded in secret["data"].items():
-            value = base64.b64decode(encoded).decode()
-            where = f"{secret['metadata']['name']}/{key}"
-            assert value.lower() not in WEAK and len(value) >= 16, where
-            assert len(set(value)) > 8, f"{where} looks like a placeholder"
-    # Secrets reach containers only by reference, never as literal env values.
+    assert not find(objects, "Secret"), [o["metadata"]["name"] for o in find(objects, "Secret")]
+    assert "kind: Secret\n" not in "".join(raw.values())
     for _, _, c, _ in workloads(objects):
         for e in c.get("env", []):
             if re.search(r"PASSWORD|SECRET|_KEY$", e["name"]):
                 assert "value" not in e, f"{c['name']}: {e['name']} is a literal"
 
 
-def test_generated_secrets_are_random_per_install():
-    # Under `helm template`, lookup finds nothing, so each install generates new values:
-    # proof that none of them is a literal default in the chart.
-    first = {o["metadata"]["name"]: o["data"] for o in find(render("defaults", revision=1), "Secret")}
-    second = {o["metadata"]["name"]: o["data"] for o in find(render("defaults", revision=2), "Secret")}
-    assert first.keys() == second.keys() == {"greeter", "greeter-postgresql"}
-    for name in first:
-        for key in first[name]:
-            assert first[name][key] != second[name][key], f"{name}/{key} is not generated"
+def test_the_secrets_job_creates_what_the_pods_read():
+    objects = render("defaults")
+    job = component(objects, "Job", "secrets")
+    assert set(job["metadata"]["annotations"]["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade", "pre-rollback"}
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    listing = next(e["value"] for e in container["env"] if e["name"] == "GENERATE")
+    assert listing.splitlines() == [
+        "greeter SECRET_KEY:64 PAYMENT_API_KEY:40 ADMIN_PASSWORD:24",
+        "greeter-postgresql password:32",
+    ]
+    role = one(objects, "Role", "greeter-secrets")
+    assert role["metadata"]["annotations"]["helm.sh/hook-weight"] == "-10"
+    named = [r for r in role["rules"] if "resourceNames" in r]
+    assert named == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "patch"],
+                      "resourceNames": ["greeter", "greeter-postgresql"]}]
+    # Production brings its own Secrets: no Job, no RBAC.
+    production = render("production")
+    assert not [j for j in find(production, "Job") if j["metadata"]["name"] == "greeter-secrets"]
+    assert not find(production, "Role")
 
 
-def test_explicit_secret_values_win(chart):
-    key = "k" * 16 + "Q7x!" * 4 + "z" * 16
-    objects = render_values(chart, {"secrets": {"secretKey": key}})
-    data = one(objects, "Secret", "greeter")["data"]
-    assert base64.b64decode(data["SECRET_KEY"]).decode() == key
+@pytest.mark.parametrize("key", ["secretKey", "paymentApiKey", "adminPassword"])
+def test_explicit_secret_values_are_refused_with_the_procedure(chart, key):
+    value = "k" * 16 + "Q7x!" * 4 + "z" * 16
+    with pytest.raises(Exception) as failure:
+        render_values(chart, {"secrets": {key: value}})
+    text = str(failure.value)
+    assert f"secrets.{key}: secret values are not taken from values" in text, text
+    assert "DOCS.md#secrets-and-rotation" in text and value not in text
 
 
 # --- Services, Ingress, monitoring -------------------------------------------------------
@@ -397,7 +408,6 @@ def test_postgres_statefulset(chart):
         assert pg[probe]["exec"]["command"][0] == "pg_isready"
     mounts = {m["mountPath"] for m in pg["volumeMounts"]}
     assert {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"} <= mounts
-    assert one(objects, "Secret", "greeter-postgresql")["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     custom = one(render_values(chart, {"postgresql": {"persistence": {"storageClass": "fast-ssd"}}}), "StatefulSet")
     assert custom["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast-ssd"
 
