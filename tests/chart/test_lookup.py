@@ -28,6 +28,7 @@ class FakeApiServer:
     def __init__(self):
         self.secrets: dict[str, dict[str, str]] = {}
         self.statefulsets: dict[str, dict] = {}
+        self.deployments: dict[str, dict] = {}
         self.requests: list[str] = []
         fake = self
 
@@ -40,6 +41,7 @@ class FakeApiServer:
                 path = self.path.split("?", 1)[0]
                 prefix = f"/api/v1/namespaces/{NAMESPACE}/secrets/"
                 sts_prefix = f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/"
+                dep_prefix = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/"
                 if path == "/api/v1":
                     self._send(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
                                      "resources": [{"name": "secrets", "singularName": "secret", "namespaced": True,
@@ -48,7 +50,12 @@ class FakeApiServer:
                     self._send(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
                                      "resources": [{"name": "statefulsets", "singularName": "statefulset",
                                                     "namespaced": True, "kind": "StatefulSet",
+                                                    "verbs": ["get", "list"]},
+                                                   {"name": "deployments", "singularName": "deployment",
+                                                    "namespaced": True, "kind": "Deployment",
                                                     "verbs": ["get", "list"]}]})
+                elif path.startswith(dep_prefix) and path[len(dep_prefix):] in fake.deployments:
+                    self._send(200, fake.deployments[path[len(dep_prefix):]])
                 elif path.startswith(sts_prefix) and path[len(sts_prefix):] in fake.statefulsets:
                     self._send(200, fake.statefulsets[path[len(sts_prefix):]])
                 elif path.startswith(prefix) and path[len(prefix):] in fake.secrets:
@@ -82,6 +89,8 @@ class FakeApiServer:
                 self.secrets[obj["metadata"]["name"]] = dict(obj["data"])
             elif obj["kind"] == "StatefulSet":
                 self.statefulsets[obj["metadata"]["name"]] = obj
+            elif obj["kind"] == "Deployment":
+                self.deployments[obj["metadata"]["name"]] = obj
 
 
 @pytest.fixture
@@ -164,3 +173,17 @@ def test_an_immutable_statefulset_change_fails_with_the_procedure(cluster, chang
     assert message in text, text
     assert "delete statefulset greeter-postgresql --cascade=orphan" in text, text
     assert "DOCS.md#changing-the-database-volume" in text
+
+
+def test_an_upgrade_that_changes_one_image_only_is_rejected(cluster):
+    fake, render = cluster
+    fake.apply(render({"image": {"tag": "build1"}, "migrateImage": {"tag": "build1"}}, revision=1))
+    assert "greeter" in fake.deployments
+    # Both from a new build: fine. The same build again: fine.
+    render({"image": {"tag": "build2"}, "migrateImage": {"tag": "build2"}}, revision=2)
+    render({"image": {"tag": "build1"}, "migrateImage": {"tag": "build1"}}, revision=2)
+    with pytest.raises(Exception) as failure:
+        render({"image": {"tag": "build2"}, "migrateImage": {"tag": "build1"}}, revision=2)
+    text = str(failure.value)
+    assert "this upgrade changes only one of the two images" in text, text
+    assert "greeter:build1 -> greeter:build2" in text

@@ -56,6 +56,13 @@ def test_lint_strict_has_no_errors_or_warnings(value_set):
         ({"image": {"digest": "latest"}}, "at '/image/digest'"),
         ({"resources": {"limits": None}}, "missing property 'limits'"),  # null deletes a default
         ({"postgresql": {"securityContext": {"runAsUser": 0}}}, "at '/postgresql/securityContext/runAsUser': minimum"),
+        # DATABASE_POOL_MAX: the app accepts 1-1000 (src/config.rs); 0 = its default.
+        ({"config": {"databasePoolMax": 1001}}, "at '/config/databasePoolMax': maximum: got 1,001, want 1,000"),
+        ({"config": {"databasePoolMax": -1}}, "at '/config/databasePoolMax': minimum"),
+        # maxUnavailable is 0, so the surge must not be.
+        ({"rollingUpdate": {"maxSurge": 0}}, "at '/rollingUpdate/maxSurge'"),
+        ({"rollingUpdate": {"maxSurge": "0%"}}, "at '/rollingUpdate/maxSurge'"),
+        ({"rollingUpdate": {"maxSurge": "00%"}}, "at '/rollingUpdate/maxSurge'"),
     ],
     ids=lambda v: str(v)[:60] if isinstance(v, dict) else None,
 )
@@ -561,3 +568,37 @@ def parse(manifests):
     from conftest import parse_manifests
 
     return parse_manifests(manifests)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"autoscaling": {"minReplicas": 6, "maxReplicas": 5}},
+         "autoscaling.minReplicas (6) is larger than autoscaling.maxReplicas (5)"),
+        ({"image": {"tag": "abc123"}}, 'image.tag ("abc123") and migrateImage.tag ("") must be set together'),
+        ({"migrateImage": {"tag": "abc123"}}, 'image.tag ("") and migrateImage.tag ("abc123") must be set together'),
+        ({"image": {"digest": "sha256:" + "a" * 64}}, "image.digest and migrateImage.digest must be set together"),
+    ],
+    ids=lambda v: str(v)[:50] if isinstance(v, dict) else None,
+)
+def test_cross_field_rules_fail_with_a_clear_message(chart, values, message):
+    with pytest.raises(Exception) as failure:
+        render_values(chart, values)
+    assert message in str(failure.value), str(failure.value)
+
+
+def test_cross_field_rules_accept_the_value_sets(chart):
+    render_values(chart, {"autoscaling": {"minReplicas": 5, "maxReplicas": 5}})
+    render_values(chart, {"image": {"tag": "abc"}, "migrateImage": {"tag": "def"}, "rollingUpdate": {"maxSurge": "10%"}})
+
+
+def test_the_migrate_job_fails_at_once_on_a_configuration_error():
+    job = component(render("defaults"), "Job", "migrate")
+    spec = job["spec"]
+    assert spec["template"]["spec"]["restartPolicy"] == "Never", "podFailurePolicy requires it"
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "FailJob",
+                        "onExitCodes": {"containerName": "migrate", "operator": "In", "values": [2]}}
+    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in rules
+    names = [c["name"] for c in spec["template"]["spec"]["containers"]]
+    assert rules[0]["onExitCodes"]["containerName"] in names
