@@ -108,6 +108,12 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
     // is checked for it.
     let keys = throttle::Keys::new(&username, req.client_addr);
     let logged_name = log_safe(&username);
+    // A bounded queue for argon2: beyond it, 503 at once (nothing counted) rather than
+    // a 30 s wait holding the request and its body.
+    let Some(_permit) = admin.login_permit() else {
+        tracing::warn!(client_addr = ?req.client_addr, "admin login refused: too many in progress");
+        return Err(super::AdminError::Busy);
+    };
     // Reserve the attempt before checking anything: a burst gets at most the limits.
     let reservation = {
         let db = app.pool.get().await?;

@@ -62,6 +62,9 @@ pub struct Policy {
     pub slowdown_after: i32,
     pub slowdown_step: Duration,
     pub slowdown_max: Duration,
+    /// Login attempts allowed to wait for or run argon2 at once (per process); beyond
+    /// them a login is answered at once with 503 and `Retry-After` instead of queueing.
+    pub max_pending_logins: usize,
 }
 
 impl Default for Policy {
@@ -77,6 +80,7 @@ impl Default for Policy {
             slowdown_after: 2,
             slowdown_step: Duration::from_millis(250),
             slowdown_max: Duration::from_secs(2),
+            max_pending_logins: 4 * crate::auth::password::hash_threads().max(4),
         }
     }
 }
@@ -89,6 +93,17 @@ pub struct AdminState {
     cookies: security::CookieNames,
     /// A real hash to verify unknown usernames against, so they take as long as known ones.
     dummy_hash: tokio::sync::OnceCell<String>,
+    /// Logins between their permit and the end of their password check.
+    pending_logins: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One login's place in the bounded argon2 queue, given back on drop.
+pub(crate) struct LoginPermit(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for LoginPermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl AdminState {
@@ -100,6 +115,7 @@ impl AdminState {
             keys: security::Keys::derive(settings.secret_key.expose_secret().as_bytes()),
             cookies: security::CookieNames::for_env(settings.app_env),
             dummy_hash: tokio::sync::OnceCell::new(),
+            pending_logins: Arc::default(),
         }
     }
 
@@ -119,6 +135,18 @@ impl AdminState {
     /// The session cookie's name (`__Host-greeter_session`, or `greeter_session` locally).
     pub fn session_cookie_name(&self) -> &'static str {
         self.cookies.session
+    }
+
+    /// A place in the bounded login queue, or None when `max_pending_logins` are waiting.
+    fn login_permit(&self) -> Option<LoginPermit> {
+        use std::sync::atomic::Ordering;
+        let limit = self.policy.load().max_pending_logins;
+        self.pending_logins
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| LoginPermit(self.pending_logins.clone()))
     }
 
     /// Verify a password with argon2 on the bounded hashing pool (off the runtime).

@@ -31,6 +31,9 @@ pub enum AdminError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("template error: {0}")]
     Template(#[from] handlebars::RenderError),
+    /// Too many password checks are queued: answered at once with 503 and `Retry-After`.
+    #[error("too many password checks in progress")]
+    Busy,
 }
 
 impl AdminError {
@@ -255,11 +258,20 @@ pub(crate) fn parse_id(segment: &str) -> Result<i64> {
 /// Handle one admin request and add the headers that every admin response carries.
 pub(crate) async fn respond(app: &AppState, req: AdminRequest) -> Response {
     let admin = &*app.admin;
-    let page = match route(app, &req).await {
-        Ok(page) => page,
-        Err(error) => error_page(admin, app, &req, error),
+    let (page, busy) = match route(app, &req).await {
+        Ok(page) => (page, false),
+        Err(error) => {
+            let busy = matches!(error, AdminError::Busy);
+            (error_page(admin, app, &req, error), busy)
+        }
     };
-    finish(admin, &req, page)
+    let mut response = finish(admin, &req, page);
+    if busy {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 async fn route(app: &AppState, req: &AdminRequest) -> Result<Page> {
@@ -286,17 +298,18 @@ async fn route(app: &AppState, req: &AdminRequest) -> Result<Page> {
         return super::auth_views::login(app, req).await;
     }
 
-    let db = app.pool.get().await?;
-    let token = req
+    // No session cookie: to the login page without touching the database, so anonymous
+    // traffic never waits for (or takes) a pooled connection.
+    let Some(token) = req
         .cookies
         .get(admin.cookies.session)
-        .filter(|t| security::looks_like_token(t));
-    let user = match token {
-        Some(token) => session::load(&**db, token, &admin.policy()).await?,
-        None => None,
+        .filter(|t| security::looks_like_token(t))
+    else {
+        return Ok(login_redirect(admin, req, false));
     };
-    let (Some(user), Some(token)) = (user, token) else {
-        return Ok(login_redirect(admin, req, token.is_some()));
+    let db = app.pool.get().await?;
+    let Some(user) = session::load(&**db, token, &admin.policy()).await? else {
+        return Ok(login_redirect(admin, req, true));
     };
     if req.is_post() {
         let form = Form::parse(&req.body);
@@ -405,6 +418,11 @@ fn error_page(admin: &AdminState, app: &AppState, req: &AdminRequest, error: Adm
             "The page you asked for does not exist.",
         ),
         AdminError::Forbidden(why) => (StatusCode::FORBIDDEN, "Permission denied", *why),
+        AdminError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "Too many logins are being checked right now. Please try again in a moment.",
+        ),
         AdminError::Csrf => (
             StatusCode::FORBIDDEN,
             "Forbidden (CSRF verification failed)",

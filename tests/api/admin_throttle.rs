@@ -170,6 +170,7 @@ async fn a_login_flood_does_not_stall_the_greeting() {
         username_failure_limit: 1000,
         address_failure_limit: 1000,
         slowdown_step: Duration::ZERO,
+        max_pending_logins: 1000,
         ..Policy::default()
     });
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;

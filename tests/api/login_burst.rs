@@ -81,6 +81,8 @@ async fn a_concurrent_burst_gets_at_most_the_limit_of_checks() {
         username_failure_limit: 5,
         pair_failure_limit: 5,
         address_failure_limit: 1000,
+        // The throttle, not the argon2 queue, is under test here.
+        max_pending_logins: 1000,
         ..Policy::default()
     }));
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;

@@ -20,6 +20,7 @@ mod tls;
 mod admin_auth;
 mod admin_greetings;
 mod admin_pages;
+mod admin_pool;
 mod admin_support;
 mod admin_throttle;
 mod admin_users;
