@@ -536,6 +536,32 @@ def test_helm_test_pod():
     urls = [a for a in c["args"] if a.startswith("http://")]
     assert urls == ["http://greeter:80/readyz", "http://greeter:80/"]
     assert pod["spec"]["restartPolicy"] == "Never"
+    # `helm test --logs` reads the pod's logs after the hooks ran; Helm 3 deletes
+    # hook-succeeded hooks before that (pkg/action/hooks.go execHook, v3.21.4).
+    assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
+
+
+def test_notes_use_the_real_host_port_and_find_the_job_by_label(chart):
+    notes = parse_notes(chart, {"service": {"kindHostPort": 8181}})
+    assert "curl http://localhost:8181/" in notes and "localhost:8080" not in notes
+    assert "-l app.kubernetes.io/instance=greeter,app.kubernetes.io/component=migrate" in notes
+    assert "helm test greeter -n greeter --logs" in notes
+
+
+def parse_notes(chart, values):
+    return chart.render(values, name=RELEASE, namespace=NAMESPACE)["greeter/templates/NOTES.txt"]
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_spread_honours_taints_and_affinity_in_production(value_set):
+    spread = pod_spec(one(render(value_set), "Deployment"))["topologySpreadConstraints"]
+    if value_set == "production":
+        assert all(c["nodeTaintsPolicy"] == "Honor" and c["nodeAffinityPolicy"] == "Honor" for c in spread)
+        assert spread[0]["whenUnsatisfiable"] == "DoNotSchedule"
+    elif value_set == "defaults":
+        # kind: the Kubernetes defaults, and ScheduleAnyway.
+        assert all("nodeTaintsPolicy" not in c and "nodeAffinityPolicy" not in c for c in spread)
+        assert spread[0]["whenUnsatisfiable"] == "ScheduleAnyway"
 
 
 def test_postgres_pod_template_is_identical_across_a_chart_version_bump(tmp_path):
