@@ -74,6 +74,11 @@ pub const VARIABLES: &[&str] = &[
     "ADMIN_USERNAME",
     "ADMIN_PASSWORD",
     "PAYMENT_API_KEY",
+    "TRUSTED_PROXIES",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_ADDRESS",
+    "HEADER_READ_TIMEOUT_SECS",
+    "IDLE_TIMEOUT_SECS",
 ];
 
 /// Variables that may instead be read from the file named by `<NAME>_FILE`.
@@ -297,6 +302,92 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub database: DatabaseSettings,
     pub payment_api_key: Option<SecretString>,
+    pub network: NetworkSettings,
+}
+
+/// Connection limits and the proxies whose forwarding headers are believed.
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    /// Peers whose `X-Forwarded-For` / `Forwarded` name the real client (default: none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Open connections per process; more are closed at once.
+    pub max_connections: usize,
+    /// Open connections per client address (trusted proxies are exempt).
+    pub max_connections_per_address: usize,
+    /// A new connection must complete its first request's headers within this (covers
+    /// silence before the first byte, a partial HTTP/2 preface, partial HTTP/1 headers).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            max_connections: 2048,
+            max_connections_per_address: 256,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl NetworkSettings {
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let r = Reader { source };
+        let d = Self::default();
+        let count = |name: &str, default: usize| {
+            r.parsed(
+                name,
+                default,
+                |v| v.parse().ok().filter(|n| (1..=1_000_000).contains(n)),
+                "a whole number from 1 to 1000000",
+            )
+        };
+        let secs = |name: &str, default: Duration| {
+            r.parsed(
+                name,
+                default,
+                |v| {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| (1..=3600).contains(n))
+                        .map(Duration::from_secs)
+                },
+                "whole seconds from 1 to 3600",
+            )
+        };
+        Ok(Self {
+            trusted_proxies: r.parsed(
+                "TRUSTED_PROXIES",
+                Vec::new(),
+                parse_cidrs,
+                "a comma-separated list of CIDRs like 10.0.0.0/8,fd00::/8",
+            )?,
+            max_connections: count("MAX_CONNECTIONS", d.max_connections)?,
+            max_connections_per_address: count(
+                "MAX_CONNECTIONS_PER_ADDRESS",
+                d.max_connections_per_address,
+            )?,
+            header_read_timeout: secs("HEADER_READ_TIMEOUT_SECS", d.header_read_timeout)?,
+            idle_timeout: secs("IDLE_TIMEOUT_SECS", d.idle_timeout)?,
+        })
+    }
+}
+
+/// `10.0.0.0/8, 192.0.2.1` (a bare address is its own /32 or /128).
+fn parse_cidrs(raw: &str) -> Option<Vec<ipnet::IpNet>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<ipnet::IpNet>()
+                .ok()
+                .or_else(|| v.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+        })
+        .collect()
 }
 
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
@@ -343,6 +434,7 @@ impl Settings {
             log_format: log_format(&r, debug)?,
             database: DatabaseSettings::from_source(source)?,
             payment_api_key: r.optional_secret("PAYMENT_API_KEY")?,
+            network: NetworkSettings::from_source(source)?,
         })
     }
 }

@@ -4,10 +4,12 @@
 //! warp's own `serve` offers no header-read timeout (slowloris) and no bound on the drain,
 //! so we drive hyper directly and hand each request to `warp::service`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -21,10 +23,9 @@ use tower_service::Service;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use crate::config::NetworkSettings;
 use crate::error::json_error;
 
-/// A client must send its request headers within this time (slowloris protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// No request may take longer than this; the client gets a 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -34,7 +35,8 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The peer address of the TCP connection, through `warp::ext::get::<ClientAddr>()`.
+/// The client's address, through `warp::ext::get::<ClientAddr>()`: the TCP peer's, or,
+/// when the peer is a trusted proxy, the one its forwarding headers name.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
@@ -54,39 +56,89 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     observe: Observe,
+    network: NetworkSettings,
 ) -> bool {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(network.header_read_timeout)
+        // Request line and headers: 16 KiB is plenty for this app, and bounds what an
+        // unterminated header block can pin (hyper's default is ~400 KB per connection).
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(64)
+        // Pings find dead peers; the idle watchdog below closes quiet live ones.
+        .keep_alive_interval(Some(network.idle_timeout / 2))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let network = Arc::new(network);
+    let limits = Arc::new(ConnectionLimits::new(&network));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut accept_backoff = Duration::from_millis(10);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    accept_backoff = Duration::from_millis(10);
+                    pair
+                }
                 Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // EMFILE/ENFILE (or ENOBUFS...): back off, growing to 1 s, instead of
+                    // spinning on an error that only a closed connection can clear.
+                    tracing::warn!(error = %e, backoff_ms = accept_backoff.as_millis() as u64,
+                        "accept failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(accept_backoff) => {}
+                        () = &mut shutdown => break,
+                    }
+                    accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        let trusted = is_trusted(&network, peer.ip());
+        let Some(slot) = limits.admit(peer.ip(), trusted) else {
+            tracing::debug!(peer = %peer, "connection refused: too many open connections");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
         let warp_service = warp::service(routes.clone());
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            handle(request, peer, warp_service.clone(), observe)
-        });
+        let service = {
+            let activity = activity.clone();
+            let network = network.clone();
+            hyper::service::service_fn(move |request: Request<Incoming>| {
+                let client = client_addr(&network, peer, trusted, request.headers());
+                let busy = activity.start();
+                let call = handle(request, client, warp_service.clone(), observe);
+                async move {
+                    let response = call.await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let (first, idle) = (network.header_read_timeout, network.idle_timeout);
         tokio::spawn(async move {
+            let _slot = slot;
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            tokio::select! {
+                result = watcher.watch(connection) => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                () = activity.idle(first, idle) => {
+                    tracing::debug!(peer = %peer, "closing an idle connection");
+                }
             }
         });
     }
@@ -96,9 +148,192 @@ pub async fn serve(
         .is_ok()
 }
 
+/// The largest request head (HTTP/1 buffer, HTTP/2 header list) accepted.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// When a connection last did something, and how many of its requests are in flight.
+struct Activity {
+    state: Mutex<(usize, Instant, bool)>,
+}
+
+/// One request in flight on its connection; ends on drop.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut s = self.0.state.lock().expect("activity lock");
+        s.0 -= 1;
+        s.1 = Instant::now();
+    }
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new((0, Instant::now(), false)),
+        }
+    }
+
+    fn start(self: &Arc<Self>) -> Busy {
+        let mut s = self.state.lock().expect("activity lock");
+        s.0 += 1;
+        s.1 = Instant::now();
+        s.2 = true;
+        Busy(self.clone())
+    }
+
+    /// Resolves when the connection has had no request in flight for `idle` (or, before
+    /// its first request, for `first`: silence, a partial preface, partial headers).
+    async fn idle(&self, first: Duration, idle: Duration) {
+        loop {
+            let (in_flight, last, served) = *self.state.lock().expect("activity lock");
+            let limit = if served { idle } else { first };
+            if in_flight > 0 {
+                tokio::time::sleep(limit).await;
+                continue;
+            }
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// Open connections, per process and per client address.
+struct ConnectionLimits {
+    total: Arc<tokio::sync::Semaphore>,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    max_per_address: usize,
+}
+
+/// A connection's place in [`ConnectionLimits`], given back on drop.
+struct Slot {
+    _total: tokio::sync::OwnedSemaphorePermit,
+    address: Option<(Arc<ConnectionLimits>, IpAddr)>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some((limits, ip)) = &self.address {
+            let mut map = limits.per_address.lock().expect("limits lock");
+            if let Some(n) = map.get_mut(ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(ip);
+                }
+            }
+        }
+    }
+}
+
+impl ConnectionLimits {
+    fn new(network: &NetworkSettings) -> Self {
+        Self {
+            total: Arc::new(tokio::sync::Semaphore::new(network.max_connections)),
+            per_address: Mutex::new(HashMap::new()),
+            max_per_address: network.max_connections_per_address,
+        }
+    }
+
+    fn admit(self: &Arc<Self>, ip: IpAddr, trusted: bool) -> Option<Slot> {
+        let total = self.total.clone().try_acquire_owned().ok()?;
+        if trusted {
+            return Some(Slot {
+                _total: total,
+                address: None,
+            });
+        }
+        let ip = ip.to_canonical();
+        let mut map = self.per_address.lock().expect("limits lock");
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.max_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            _total: total,
+            address: Some((self.clone(), ip)),
+        })
+    }
+}
+
+fn is_trusted(network: &NetworkSettings, ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    network.trusted_proxies.iter().any(|net| net.contains(&ip))
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy; then the
+/// right-most address in `X-Forwarded-For` (or `Forwarded`) that is not a trusted proxy.
+fn client_addr(
+    network: &NetworkSettings,
+    peer: SocketAddr,
+    trusted: bool,
+    headers: &http::HeaderMap,
+) -> SocketAddr {
+    if !trusted {
+        return peer;
+    }
+    let mut chain: Vec<Option<IpAddr>> = Vec::new();
+    let xff: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if !xff.is_empty() {
+        for v in xff {
+            chain.extend(v.split(',').map(|a| parse_forwarded_addr(a.trim())));
+        }
+    } else {
+        for v in headers
+            .get_all(http::header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            for element in v.split(',') {
+                let addr = element
+                    .split(';')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("for"))
+                    .and_then(|(_, value)| parse_forwarded_addr(value.trim()));
+                chain.push(addr);
+            }
+        }
+    }
+    let mut client = peer.ip();
+    for hop in chain.into_iter().rev() {
+        match hop {
+            Some(ip) => {
+                client = ip;
+                if !is_trusted(network, ip) {
+                    break;
+                }
+            }
+            // Unparseable (or "unknown"): believe nothing further to the left.
+            None => break,
+        }
+    }
+    SocketAddr::new(client, 0)
+}
+
+/// `192.0.2.1`, `192.0.2.1:4711`, `"[2001:db8::1]:4711"`, `2001:db8::1`.
+fn parse_forwarded_addr(raw: &str) -> Option<IpAddr> {
+    let v = raw.trim_matches('"');
+    if let Ok(ip) = v.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = v.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    v.strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(ip, _)| ip.parse().ok())
+}
+
 async fn handle<S>(
     mut request: Request<Incoming>,
-    peer: SocketAddr,
+    client: SocketAddr,
     mut service: S,
     observe: Observe,
 ) -> Result<Response, Infallible>
@@ -116,7 +351,7 @@ where
     request
         .extensions_mut()
         .insert(RequestId(request_id.clone()));
-    request.extensions_mut().insert(ClientAddr(peer));
+    request.extensions_mut().insert(ClientAddr(client));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
 
@@ -144,7 +379,7 @@ where
             // Microsecond precision is plenty, and keeps the line short.
             latency_ms: (elapsed.as_secs_f64() * 1e6).round() / 1000.0,
             request_id: &request_id,
-            remote_addr: peer.ip(),
+            remote_addr: client.ip(),
         });
     }
     Ok(response)
@@ -182,6 +417,34 @@ mod tests {
         assert!(!is_safe_request_id("a b"));
         assert!(!is_safe_request_id("evil\"} {\"x"));
         assert!(!is_safe_request_id(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let network = NetworkSettings {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..NetworkSettings::default()
+        };
+        let proxy: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let headers = |name: &str, value: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+            h
+        };
+        let ip = |name, value, trusted| {
+            client_addr(&network, proxy, trusted, &headers(name, value)).ip()
+        };
+        // The right-most untrusted hop; a client cannot prepend a fake one.
+        let xff = "198.51.100.9, 203.0.113.7, 10.9.9.9";
+        assert_eq!(ip("x-forwarded-for", xff, true).to_string(), "203.0.113.7");
+        assert_eq!(ip("x-forwarded-for", xff, false), proxy.ip());
+        let fwd = r#"for=198.51.100.9, for="[2001:db8::1]:4711";proto=https"#;
+        assert_eq!(ip("forwarded", fwd, true).to_string(), "2001:db8::1");
+        // Garbage: believe nothing beyond the proxy.
+        assert_eq!(ip("x-forwarded-for", "not-an-ip", true), proxy.ip());
     }
 
     #[test]

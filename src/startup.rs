@@ -88,6 +88,7 @@ impl Application {
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
             Observe::Requests,
+            state.settings.network.clone(),
         );
         let internal = server::serve(
             metrics,
@@ -95,6 +96,7 @@ impl Application {
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
             Observe::Nothing,
+            state.settings.network.clone(),
         );
         let ((), drained, _) = tokio::join!(trigger, public, internal);
         let _ = listener.await;

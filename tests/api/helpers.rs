@@ -40,6 +40,7 @@ pub fn test_settings(server: &Server, db_name: &str) -> Settings {
         log_format: LogFormat::Json,
         database: server.settings(db_name),
         payment_api_key: None,
+        network: Default::default(),
     }
 }
 

@@ -24,4 +24,5 @@ mod admin_pool;
 mod admin_support;
 mod admin_throttle;
 mod admin_users;
+mod connections;
 mod login_burst;
