@@ -4,6 +4,8 @@
 #   1. nix-instantiate --parse on every .nix file (Debian nix-bin)
 #   2. nixfmt --check (crates.io nixfmt_rs, the official RFC 166 style), deadnix --fail
 #   3. shellcheck on every script, also as writeShellApplication assembles the apps
+#   3b. the kind/Helm apps, assembled the same way, against fake nix/kind/kubectl/helm/
+#      docker/podman/uname (tests/nix/test_apps.sh)
 #   4. .github/workflows/ci.yml against the GitHub workflow schema (check-jsonschema)
 #   5. flake.lock: lock v7, nodes == flake inputs, pins == ../shared/flake-pins.md
 #   6. local mode for real: nix/apps/local.sh with the debug binaries, GET /, an admin
@@ -38,7 +40,7 @@ cleanup() {
 trap cleanup EXIT
 
 mapfile -t nix_files < <(git ls-files --cached --others --exclude-standard -- '*.nix')
-mapfile -t scripts < <(git ls-files --cached --others --exclude-standard -- 'nix/apps/*.sh' 'scripts/test-nix.sh')
+mapfile -t scripts < <(git ls-files --cached --others --exclude-standard -- 'nix/apps/*.sh' 'scripts/test-nix.sh' 'tests/nix/*.sh')
 
 # 1. syntax
 parse_all() {
@@ -60,14 +62,18 @@ if need deadnix; then
   check "deadnix --fail" deadnix --fail "${nix_files[@]}"
 fi
 
-# 3. shell scripts, standalone and as the apps' writeShellApplication text (lib.sh
-# prepended, SC1091 excluded as in nix/apps.nix).
+# 3. shell scripts, standalone and as the apps' writeShellApplication text (assembled by
+# tests/nix/assemble_app.sh, which the behaviour tests use too; SC1091 excluded as in
+# nix/apps.nix).
+# shellcheck source=tests/nix/assemble_app.sh disable=SC1091 # followed with -x (3. below)
+source tests/nix/assemble_app.sh
 shellcheck_apps() {
   local s ok=0
   for s in nix/apps/*.sh; do
     [[ $s == nix/apps/lib.sh ]] && continue
-    { printf '#!/usr/bin/env bash\nset -o errexit\nset -o nounset\nset -o pipefail\n'; cat nix/apps/lib.sh "$s"; } >"$tmp/app.sh"
-    shellcheck --exclude SC1091 "$tmp/app.sh" || { echo "  (in the app built from $s)"; ok=1; }
+    s=${s#nix/apps/}
+    assemble_app "${s%.sh}" /nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-kind/bin "$tmp/app.sh"
+    shellcheck --exclude SC1091 "$tmp/app.sh" || { echo "  (in the app built from nix/apps/$s)"; ok=1; }
   done
   return $ok
 }
@@ -75,6 +81,9 @@ if need shellcheck; then
   check "shellcheck (${#scripts[@]} scripts)" shellcheck -x "${scripts[@]}"
   check "shellcheck of the assembled apps" shellcheck_apps
 fi
+
+# 3b. the apps' behaviour (a failed step stops deploy before Helm, the SIGPIPE case, ...)
+check "app scripts against fake nix/kind/kubectl/helm (tests/nix/test_apps.sh)" tests/nix/test_apps.sh
 
 # 4. workflow schema
 cj=.venv/bin/check-jsonschema

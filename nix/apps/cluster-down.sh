@@ -8,9 +8,9 @@ if ! declare -F say >/dev/null; then
 fi
 
 use_podman_if_no_docker
-if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
+if cluster_exists; then
   say "deleting kind cluster '$cluster'"
-  kind delete cluster --name "$cluster"
+  kind delete cluster --name "$cluster" || die "kind delete cluster '$cluster' failed"
 else
   say "no kind cluster '$cluster'; nothing to do"
 fi

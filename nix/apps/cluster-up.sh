@@ -35,7 +35,7 @@ HELP
   exit 1
 fi
 
-if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
+if cluster_exists; then
   say "kind cluster '$cluster' already exists; keeping it"
 else
   config=$root/nix/kind.yaml
@@ -47,11 +47,13 @@ else
     config=$tmp
   fi
   say "creating kind cluster '$cluster' (1 control plane, 2 workers; localhost:$host_port -> NodePort 30080)"
-  kind create cluster --name "$cluster" --config "$config" --wait 5m
+  kind create cluster --name "$cluster" --config "$config" --wait 5m \
+    || die "kind create cluster '$cluster' failed"
 fi
 
 say "waiting until all nodes are Ready"
-kubectl --context "$context" wait --for=condition=Ready nodes --all --timeout=5m
+kubectl --context "$context" wait --for=condition=Ready nodes --all --timeout=5m \
+  || die "the nodes of '$cluster' did not become Ready"
 
 # kind ships no metrics-server, so `kubectl top` fails and an HPA shows <unknown>.
 # kind's kubelets serve self-signed certificates, hence --kubelet-insecure-tls (local

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Build both images for the kind nodes' architecture, load them into the cluster and
 # install or upgrade the chart:
-#   nix build .#packages.<arch>-linux.{image,migrate-image}
-#   <image stream> > file; kind load image-archive file
-#   helm upgrade --install greeter ./chart --wait --wait-for-jobs ... --set image.tag=...
+#   nix build .#packages.<arch>-linux.{image,migrate-image}  (each a docker-archive file)
+#   kind load image-archive <that file>
+#   the namespace, labelled pod-security.kubernetes.io/{enforce,audit,warn}=restricted
+#   helm upgrade --install greeter ./chart --cleanup-on-fail --wait --wait-for-jobs ...
+#     --set image.tag=... --set migrateImage.tag=...
+# Any failed step stops here, before Helm, with a non-zero exit.
 # On macOS the images are Linux binaries: this needs a Linux builder (see DOCS.md).
 #
 # Settings: GREETER_CLUSTER (greeter), GREETER_NAMESPACE (greeter), GREETER_HOST_PORT
@@ -20,7 +23,8 @@ helm_timeout=${HELM_TIMEOUT:-10m}
   || die "run this from the greeter checkout (no chart/ or flake.nix in $root)"
 require_cluster
 
-arch=$(kubectl --context "$context" get nodes -o jsonpath='{.items[0].status.nodeInfo.architecture}')
+arch=$(kubectl --context "$context" get nodes -o jsonpath='{.items[0].status.nodeInfo.architecture}') \
+  || die "could not read the node architecture of cluster '$cluster' (kubectl get nodes failed)"
 case $arch in
   amd64) system=x86_64-linux ;;
   arm64) system=aarch64-linux ;;
@@ -51,23 +55,42 @@ HELP
   fi
 fi
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
+# The image outputs are uncompressed docker-archive files, built (on the Linux builder,
+# from macOS) by Nix; nothing built for Linux runs on this machine. kind opens the
+# file once per node, concurrently, which a file allows and a pipe does not.
 build_and_load() {
-  local attr=$1 stream tag
+  local attr=$1 archive tag
   say "building .#packages.$system.$attr"
-  stream=$(nix build --no-link --print-out-paths "$root#packages.$system.$attr")
-  tag=$(nix eval --raw "$root#packages.$system.$attr.imageTag")
-  # kind opens the archive once per node, concurrently: write the stream to a file.
-  say "writing the image archive and loading it into kind ($attr:$tag)"
-  "$stream" >"$tmp/$attr.tar"
-  kind load image-archive "$tmp/$attr.tar" --name "$cluster" >&2
-  rm -f "$tmp/$attr.tar"
+  archive=$(nix build --no-link --print-out-paths "$root#packages.$system.$attr") \
+    || die "nix build .#packages.$system.$attr failed"
+  [[ -f $archive ]] || die "nix build .#packages.$system.$attr gave '$archive', not an image archive file"
+  tag=$(nix eval --raw "$root#packages.$system.$attr.imageTag") \
+    || die "nix eval .#packages.$system.$attr.imageTag failed"
+  [[ -n $tag ]] || die "nix eval .#packages.$system.$attr.imageTag gave an empty tag"
+  say "loading $archive into kind ($attr:$tag)"
+  kind load image-archive "$archive" --name "$cluster" >&2 \
+    || die "kind load image-archive $archive --name $cluster failed"
   printf '%s\n' "$tag"
 }
+# A plain assignment, not `|| exit`: a `||` would switch errexit off inside the function.
+# A failed step exits the substitution's subshell (inherit_errexit, die), and then this.
 image_tag=$(build_and_load image)
 migrate_tag=$(build_and_load migrate-image)
+
+# The namespace is created here, not by Helm, so it carries the Pod Security labels:
+# the cluster then enforces the restricted profile the chart complies with. `apply` is
+# idempotent and keeps the labels on an existing namespace.
+say "namespace $namespace (pod security: restricted)"
+kubectl --context "$context" apply -f - >&2 <<NAMESPACE || die "could not create or label namespace $namespace"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $namespace
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/audit: restricted
+    pod-security.kubernetes.io/warn: restricted
+NAMESPACE
 
 show_failure() {
   warn "helm upgrade failed; the pods that are not healthy:"
@@ -89,7 +112,7 @@ show_failure() {
 
 say "helm upgrade --install $release (namespace $namespace, timeout $helm_timeout)"
 if ! helm upgrade --install "$release" "$root/chart" \
-  --kube-context "$context" --namespace "$namespace" --create-namespace \
+  --kube-context "$context" --namespace "$namespace" --cleanup-on-fail \
   --wait --wait-for-jobs --timeout "$helm_timeout" \
   --set "image.tag=$image_tag" --set "migrateImage.tag=$migrate_tag" "$@"; then
   show_failure

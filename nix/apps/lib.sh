@@ -2,6 +2,12 @@
 # Shared by the scripts in nix/apps/. `nix run` prepends this file to each script; run
 # directly, each script sources it from its own directory.
 
+# writeShellApplication sets only errexit, nounset and pipefail (nixpkgs
+# pkgs/build-support/trivial-builders/default.nix, `bashOptions`). Without
+# inherit_errexit bash runs every `$(...)` with errexit off, so a failed command inside
+# one would go unnoticed; the scripts still add `|| die` where a step can fail.
+shopt -s inherit_errexit
+
 say() { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -22,8 +28,16 @@ use_podman_if_no_docker() {
   fi
 }
 
+# Whether kind has the cluster. kind's output is read in full first: in
+# `kind get clusters | grep -qx` grep stops at the first match, kind can then die of
+# SIGPIPE, and pipefail reports the cluster as missing.
+cluster_exists() {
+  local clusters
+  clusters=$(kind get clusters 2>/dev/null) || clusters=
+  grep -qx -- "$cluster" <<<"$clusters"
+}
+
 require_cluster() {
   use_podman_if_no_docker
-  kind get clusters 2>/dev/null | grep -qx "$cluster" \
-    || die "kind cluster '$cluster' not found: run 'nix run .#cluster-up' first"
+  cluster_exists || die "kind cluster '$cluster' not found: run 'nix run .#cluster-up' first"
 }
