@@ -256,3 +256,24 @@ directory and the rollout would hang on authentication errors.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The connection budget: every app pod PostgreSQL may see at once — the HPA's maximum (or
+replicaCount) plus the rolling update's surge, each with its pool and the LISTEN
+connection (the init gate's one connection comes before the app's) — plus the migrate
+Job (1) and a reserve for operators (psql) and superuser_reserved_connections (3).
+*/}}
+{{- define "greeter.connectionBudget" -}}
+{{- $replicas := ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
+{{- $surge := .Values.rollingUpdate.maxSurge | toString }}
+{{- $surgePods := 0 }}
+{{- if hasSuffix "%" $surge }}
+{{- $pct := trimSuffix "%" $surge | int }}
+{{- /* Kubernetes rounds a percentage surge up. */}}
+{{- $surgePods = div (add (mul $replicas $pct) 99) 100 }}
+{{- else }}
+{{- $surgePods = int $surge }}
+{{- end }}
+{{- $pool := .Values.config.databasePoolMax | default 16 | int }}
+{{- add (mul (add $replicas $surgePods) (add $pool 1)) 1 8 }}
+{{- end }}

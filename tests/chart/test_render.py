@@ -628,3 +628,38 @@ def test_the_migrate_job_fails_at_once_on_a_configuration_error():
     assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in rules
     names = [c["name"] for c in spec["template"]["spec"]["containers"]]
     assert rules[0]["onExitCodes"]["containerName"] in names
+
+
+def _max_connections(objects) -> int:
+    (pg,) = one(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    assert pg["args"][0] == "-c"
+    return int(pg["args"][1].removeprefix("max_connections="))
+
+
+def test_postgres_max_connections_fits_the_connection_budget(chart):
+    # (5 HPA max + 1 surge) x (16 pool + 1 LISTEN) + 1 Job + 8 reserved = 111.
+    assert _max_connections(render("defaults")) == 111
+    # 10 replicas, 50 % surge (rounded up: 5), pool 30: 15 x 31 + 9 = 474.
+    bigger = render_values(chart, {"autoscaling": {"maxReplicas": 10}, "rollingUpdate": {"maxSurge": "50%"},
+                                   "config": {"databasePoolMax": 30}})
+    assert _max_connections(bigger) == 474
+    # Small budgets keep PostgreSQL's default.
+    small = render_values(chart, {"autoscaling": {"enabled": False}, "replicaCount": 2, "config": {"databasePoolMax": 4}})
+    assert _max_connections(small) == 100
+    assert _max_connections(render_values(chart, {"postgresql": {"maxConnections": 200}})) == 200
+    with pytest.raises(Exception) as failure:
+        render_values(chart, {"postgresql": {"maxConnections": 100}})
+    assert "postgresql.maxConnections (100) is below the connection budget 111" in str(failure.value)
+
+
+def test_external_database_connection_budget_is_checked(chart):
+    from conftest import load_values
+
+    production = load_values("values-production.yaml")
+    # 25 pods x 21 + 9 = 534.
+    render_values(chart, {**production, "externalDatabase": {**production["externalDatabase"], "maxConnections": 534}},
+                  namespace="greeter-production")
+    with pytest.raises(Exception) as failure:
+        render_values(chart, {**production, "externalDatabase": {**production["externalDatabase"], "maxConnections": 500}},
+                      namespace="greeter-production")
+    assert "externalDatabase.maxConnections (500) is below the connection budget 534" in str(failure.value)
