@@ -161,6 +161,46 @@ the migration Job). Non-secret settings come from the ConfigMap via envFrom.
     secretKeyRef:
       name: {{ include "greeter.databaseSecretName" . }}
       key: {{ include "greeter.databaseSecretKey" . }}
+{{- with .Values.externalDatabase.caBundle }}
+{{- if or .secretName .configMapName }}
+# The provider's CA instead of the image's bundle (rustls-native-certs reads only
+# SSL_CERT_FILE when it is set).
+- name: SSL_CERT_FILE
+  value: /etc/greeter/database-ca/{{ .key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The CA bundle's mount and volume, for the app, the init gate and the Job. */}}
+{{- define "greeter.caMount" -}}
+{{- with .Values.externalDatabase.caBundle }}{{- if or .secretName .configMapName }}
+- name: database-ca
+  mountPath: /etc/greeter/database-ca
+  readOnly: true
+{{- end }}{{- end }}
+{{- end }}
+
+{{- define "greeter.caVolume" -}}
+{{- with .Values.externalDatabase.caBundle }}
+{{- if and .secretName .configMapName }}
+{{- fail "externalDatabase.caBundle: set secretName or configMapName, not both" }}
+{{- end }}
+{{- if .secretName }}
+- name: database-ca
+  secret:
+    secretName: {{ .secretName }}
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- else if .configMapName }}
+- name: database-ca
+  configMap:
+    name: {{ .configMapName }}
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*

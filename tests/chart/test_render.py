@@ -663,3 +663,42 @@ def test_external_database_connection_budget_is_checked(chart):
         render_values(chart, {**production, "externalDatabase": {**production["externalDatabase"], "maxConnections": 500}},
                       namespace="greeter-production")
     assert "externalDatabase.maxConnections (500) is below the connection budget 534" in str(failure.value)
+
+
+@pytest.mark.parametrize("source", ["secretName", "configMapName"])
+def test_a_database_ca_bundle_reaches_the_app_the_gate_and_the_job(chart, source):
+    from conftest import external_db_values
+
+    values = external_db_values()
+    values["externalDatabase"]["caBundle"] = {"secretName": "", "configMapName": "", "key": "rds-ca.pem",
+                                              source: "provider-ca"}
+    objects = render_values(chart, values)
+    seen = set()
+    for obj, spec, c, _ in workloads(objects):
+        if c["name"] not in ("greeter", "wait-for-migrations", "migrate"):
+            continue
+        seen.add(c["name"])
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        assert env["SSL_CERT_FILE"] == "/etc/greeter/database-ca/rds-ca.pem", c["name"]
+        (mount,) = [m for m in c["volumeMounts"] if m["name"] == "database-ca"]
+        assert mount == {"name": "database-ca", "mountPath": "/etc/greeter/database-ca", "readOnly": True}
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "database-ca"]
+        kind = "secret" if source == "secretName" else "configMap"
+        ref = volume[kind]
+        assert ref.get("secretName", ref.get("name")) == "provider-ca"
+        assert ref["items"] == [{"key": "rds-ca.pem", "path": "rds-ca.pem"}]
+    assert seen == {"greeter", "wait-for-migrations", "migrate"}
+    # Without a bundle: the image's CAs, no variable, no volume.
+    for _, spec, c, _ in workloads(render("external-db")):
+        assert "SSL_CERT_FILE" not in {e["name"] for e in c.get("env", [])}
+        assert "database-ca" not in {v["name"] for v in spec.get("volumes", [])}
+
+
+def test_a_ca_bundle_from_both_sources_is_refused(chart):
+    from conftest import external_db_values
+
+    values = external_db_values()
+    values["externalDatabase"]["caBundle"] = {"secretName": "a", "configMapName": "b", "key": "ca.crt"}
+    with pytest.raises(Exception) as failure:
+        render_values(chart, values)
+    assert "set secretName or configMapName, not both" in str(failure.value)
