@@ -368,6 +368,11 @@ where
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    // Every response, JSON included: browsers must not sniff another type into it.
+    response
+        .headers_mut()
+        .entry(http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
     if observe == Observe::Requests {
         let status = response.status().as_u16();
         let elapsed = started.elapsed();

@@ -327,11 +327,20 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
             )
             .await?
             .get(0);
-        if !ctx
+        // The old password is a password oracle too: throttled like the login form.
+        let policy = ctx.admin.policy();
+        let keys = throttle::Keys::new(&ctx.user.username, ctx.req.client_addr);
+        let reservation = throttle::reserve(&**ctx.db, &keys, &policy).await?;
+        if !reservation.allowed {
+            errors.insert("old_password".into(), json!([LOCKED_OUT]));
+        } else if ctx
             .admin
             .verify_password(SecretString::from(old.to_owned()), phc)
             .await
         {
+            throttle::succeeded(&**ctx.db, &keys, &policy).await?;
+        } else {
+            throttle::record_failure(&**ctx.db, &reservation, &policy).await?;
             errors.insert(
                 "old_password".into(),
                 json!(["Your old password was entered incorrectly. Please enter it again."]),

@@ -31,6 +31,9 @@ pub enum AdminError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("template error: {0}")]
     Template(#[from] handlebars::RenderError),
+    /// A form or query PostgreSQL could not store (a NUL byte): 400.
+    #[error("bad request")]
+    BadRequest,
     /// Too many password checks are queued: answered at once with 503 and `Retry-After`.
     #[error("too many password checks in progress")]
     Busy,
@@ -113,9 +116,17 @@ impl Form {
         self.0.get(name).map_or("", String::as_str)
     }
 
-    /// Checkboxes are present when ticked, absent otherwise.
+    /// Checkboxes send their value, `on`, when ticked and nothing otherwise; any other
+    /// value is not a tick.
     pub fn checked(&self, name: &str) -> bool {
-        self.0.contains_key(name)
+        self.0.get(name).is_some_and(|v| v == "on")
+    }
+
+    /// Whether any field's name or value holds a NUL (PostgreSQL text cannot).
+    fn has_nul(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
     }
 }
 
@@ -294,6 +305,11 @@ async fn route(app: &AppState, req: &AdminRequest) -> Result<Page> {
     if cross_site(req) {
         return Err(AdminError::Csrf);
     }
+    if Form::parse(req.query.as_bytes()).has_nul()
+        || (req.is_post() && Form::parse(&req.body).has_nul())
+    {
+        return Err(AdminError::BadRequest);
+    }
     if segments.as_slice() == ["login"] {
         return super::auth_views::login(app, req).await;
     }
@@ -418,6 +434,11 @@ fn error_page(admin: &AdminState, app: &AppState, req: &AdminRequest, error: Adm
             "The page you asked for does not exist.",
         ),
         AdminError::Forbidden(why) => (StatusCode::FORBIDDEN, "Permission denied", *why),
+        AdminError::BadRequest => (
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The form contained a character that cannot be stored (a NUL byte).",
+        ),
         AdminError::Busy => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Busy",

@@ -26,3 +26,4 @@ mod admin_throttle;
 mod admin_users;
 mod connections;
 mod login_burst;
+mod low_findings;
