@@ -3,6 +3,9 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use secrecy::SecretString;
+
+use crate::admin_support::{ADMIN_PASSWORD, browser, csrf_token};
 use crate::helpers::{ServerProcess, wait_for};
 use crate::postgres::{self, TEMPLATE_DB};
 
@@ -13,17 +16,48 @@ async fn an_in_flight_request_completes_after_sigterm() {
     let mut process = ServerProcess::start(&server, &db_name).await;
     let address = process.address;
 
-    // Make a request slow for real: readiness reads the schema history, which we lock.
+    // Make a request slow for real: a logged-in admin page reads the session (joined with
+    // `users`), and we lock `users`. (Readiness no longer touches the database.)
     let mut blocker = greeter::db::connect(&server.settings(&db_name))
         .await
         .unwrap();
+    let hash = greeter::auth::password::hash(&SecretString::from(ADMIN_PASSWORD.to_owned()));
+    blocker
+        .execute(
+            "INSERT INTO users (username, password_hash, is_staff, is_superuser)
+             VALUES ('admin', $1, true, true)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    let browser = browser();
+    let login = browser
+        .get(format!("http://{address}/admin/login/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = csrf_token(&login);
+    let logged_in = browser
+        .post(format!("http://{address}/admin/login/"))
+        .form(&[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), 302, "login");
     let lock = blocker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE refinery_schema_history IN ACCESS EXCLUSIVE MODE")
+    lock.batch_execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
     let in_flight = tokio::spawn(async move {
-        reqwest::Client::new()
-            .get(format!("http://{address}/readyz"))
+        browser
+            .get(format!("http://{address}/admin/"))
             .header("X-Request-Id", "in-flight-request")
             .send()
             .await
@@ -79,7 +113,7 @@ async fn an_in_flight_request_completes_after_sigterm() {
         .find(|l| l["request_id"] == "in-flight-request")
         .unwrap_or_else(|| panic!("no access log line:\n{stdout}"));
     assert_eq!(line["method"], "GET");
-    assert_eq!(line["path"], "/readyz");
+    assert_eq!(line["path"], "/admin/");
     assert!(line["status"].is_u64());
     assert!(line["latency_ms"].as_f64().unwrap() >= 300.0);
     assert!(stdout.contains("shutdown requested"));
