@@ -6,17 +6,24 @@
 #
 #   scripts/bench.sh                 10 s per run, 32 connections
 #   DURATION=30s CONNECTIONS=64 scripts/bench.sh
+#   scripts/bench.sh abuse           the pen test's attacks instead (issue 12): RSS peak,
+#                                    whether GET / keeps answering, checks per login burst,
+#                                    time to close idle connections
 #
 # Numbers depend on the machine: wrk and the server share its cores, so read the ratio
 # to the ceiling rather than the absolute figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+mode=${1:-throughput}
+case $mode in throughput | abuse) ;; *) echo "usage: scripts/bench.sh [abuse]" >&2; exit 2 ;; esac
+# The attacks open thousands of sockets: both sides need the descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-32}
 threads=${THREADS:-2}
 admin_connections=${ADMIN_CONNECTIONS:-4}
-command -v wrk >/dev/null || { echo "bench: wrk not found (apt-get install wrk)" >&2; exit 1; }
+[ "$mode" = abuse ] || command -v wrk >/dev/null || { echo "bench: wrk not found (apt-get install wrk)" >&2; exit 1; }
 
 echo "bench: building release binaries"
 cargo build --release --quiet --bins --example ceiling
@@ -55,13 +62,165 @@ done
 admin_password=$(sed -n 's/^ *password: //p' "$tmp/local.err" | head -n 1)
 [ -n "$admin_password" ] || { cat "$tmp/local.err" >&2; echo "bench: local mode did not start" >&2; exit 1; }
 greeter_pid=$(pgrep -f "target/release/greeter serve" | head -n 1)
+rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+if [ "$mode" = abuse ]; then
+  # Attackers come from 127.0.1.1-8 (loopback /8), so that the per-address connection cap
+  # alone does not absorb the attacks; the probe of GET / comes from 127.0.0.2.
+  cat >"$tmp/abuse.py" <<'PY'
+import asyncio, re, sys, threading, time, urllib.parse
+
+port, pid, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ATTACKERS = [f"127.0.1.{i}" for i in range(1, 9)]
+
+def rss():
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+class Watch:
+    # Samples RSS every 50 ms and GET / (from 127.0.0.2) every 200 ms during a phase.
+    def __init__(self):
+        self.peak, self.ok, self.failed, self.stop = rss(), 0, 0, False
+    async def run(self):
+        async def sample():
+            while not self.stop:
+                self.peak = max(self.peak, rss())
+                await asyncio.sleep(0.05)
+        async def probe():
+            while not self.stop:
+                try:
+                    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0)), 2)
+                    w.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    head = await asyncio.wait_for(r.read(12), 2)
+                    w.close()
+                    if head.startswith(b"HTTP/1.1 200"):
+                        self.ok += 1
+                    else:
+                        self.failed += 1
+                except Exception:
+                    self.failed += 1
+                await asyncio.sleep(0.2)
+        await asyncio.gather(sample(), probe())
+
+async def phase(name, attack):
+    watch = Watch()
+    before = rss()
+    task = asyncio.ensure_future(watch.run())
+    started = time.monotonic()
+    detail = await attack()
+    took = time.monotonic() - started
+    await asyncio.sleep(1)
+    watch.stop = True
+    await task
+    print(f"{name:<44} RSS {before:6.1f} -> peak {watch.peak:6.1f} MiB (after {rss():6.1f})  "
+          f"GET / ok {watch.ok}/{watch.ok + watch.failed}  {took:5.1f} s  {detail}", flush=True)
+    return watch.peak
+
+async def connect(i):
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(ATTACKERS[i % len(ATTACKERS)], 0))
+
+async def login_token():
+    r, w = await connect(0)
+    w.write(b"GET /admin/login/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    page = (await r.read()).decode(errors="replace")
+    w.close()
+    cookie = re.search(r"Set-Cookie: ([^;]*)", page, re.I).group(1)
+    token = re.search(r'name="csrf_token" value="([^"]*)"', page).group(1)
+    return cookie, token
+
+async def post_login(i, cookie, token, username, pw, pad=0):
+    body = urllib.parse.urlencode({"username": username, "password": pw, "csrf_token": token})
+    if pad:
+        body += "&pad=" + "a" * (pad - len(body) - 5)
+    try:
+        r, w = await connect(i)
+        w.write(f"POST /admin/login/ HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n"
+                f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        await w.drain()
+        head = await asyncio.wait_for(r.read(12), 60)
+        w.close()
+        return head[9:12].decode() or "closed"
+    except Exception:
+        return "closed"
+
+def tally(statuses):
+    counts = {}
+    for s in statuses:
+        counts[s] = counts.get(s, 0) + 1
+    return " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+
+async def main():
+    cookie, token = await login_token()
+    peaks = []
+
+    async def burst():
+        # 59 wrong guesses and the right password last, all at once, from one address.
+        tasks = [post_login(0, cookie, token, "admin", "wrong guess") for _ in range(59)]
+        tasks.append(post_login(0, cookie, token, "admin", password))
+        statuses = await asyncio.gather(*tasks)
+        return f"checks per burst of 60: {statuses.count('200')} (statuses {tally(statuses)}; right password last: {statuses[-1]})"
+    peaks.append(await phase("login burst (60 at once, right one last)", burst))
+
+    async def headers():
+        writers = []
+        async def one(i):
+            try:
+                r, w = await connect(i)
+                w.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+                for _ in range(383):
+                    w.write(b"a" * 1024)
+                    await w.drain()
+                writers.append(w)
+                return (await asyncio.wait_for(r.read(12), 30))[9:12].decode() or "closed"
+            except Exception:
+                return "closed"
+        statuses = await asyncio.gather(*(one(i) for i in range(800)))
+        for w in writers:
+            w.close()
+        return tally(statuses)
+    peaks.append(await phase("800 x unterminated 383 KB header blocks", headers))
+
+    async def posts():
+        statuses = await asyncio.gather(*(post_login(i, cookie, token, f"user{i}", "wrong", 64 * 1024) for i in range(1500)))
+        return tally(statuses)
+    peaks.append(await phase("1500 concurrent 64 KB login posts", posts))
+
+    async def idle():
+        conns = []
+        for i in range(500):
+            try:
+                conns.append(await connect(i))
+            except Exception:
+                pass
+        started = time.monotonic()
+        async def closed(r):
+            try:
+                await asyncio.wait_for(r.read(1), 120)
+                return time.monotonic() - started
+            except Exception:
+                return None
+        times = await asyncio.gather(*(closed(r) for r, _ in conns))
+        done = [t for t in times if t is not None]
+        return f"{len(done)}/{len(conns)} idle connections closed, the last after {max(done or [0]):.1f} s"
+    peaks.append(await phase("500 idle connections", idle))
+    print(f"peak RSS over all attacks: {max(peaks):.1f} MiB (goal < 128 MiB)")
+
+asyncio.run(main())
+PY
+  echo "bench: abuse: attacking greeter (pid $greeter_pid, RSS $(rss_mib "$greeter_pid") MiB)"
+  python3 "$tmp/abuse.py" "$port" "$greeter_pid" "$admin_password"
+  echo "greeter peak RSS (VmHWM, whole run): $(hwm_mib "$greeter_pid") MiB"
+  exit 0
+fi
 
 target/release/examples/ceiling "127.0.0.1:$ceiling_port" &
 ceiling_pid=$!
 sleep 0.5
 
-rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
-hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 # wrk's summary -> "requests/s p50 p99" (latencies in ms).
 run_wrk() {

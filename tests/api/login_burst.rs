@@ -187,3 +187,43 @@ async fn a_success_does_not_reset_the_address_counter() {
     );
     app.shutdown().await;
 }
+
+/// Finding 6: an attacker's failures lock only their (username, address) pair; the
+/// owner, from another address, still logs in. The username's hard lock needs far more.
+#[tokio::test]
+async fn an_attacker_cannot_lock_the_owner_out_from_elsewhere() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.network.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    app.state.admin.set_policy(no_delays(Policy::default()));
+    app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
+    let from = |address: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            let client = browser();
+            let (_, html) = get(app, &client, "/admin/login/").await;
+            let token = csrf_token(&html);
+            client
+                .post(app.url("/admin/login/"))
+                .header("x-forwarded-for", address)
+                .form(&[
+                    ("username", ADMIN),
+                    ("password", password),
+                    ("csrf_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let limit = Policy::default().pair_failure_limit;
+    for _ in 0..limit {
+        assert_eq!(from("203.0.113.66", "wrong guess").await, 200);
+    }
+    assert_eq!(from("203.0.113.66", ADMIN_PASSWORD).await, 429);
+    assert_eq!(from("198.51.100.5", ADMIN_PASSWORD).await, 302);
+    app.shutdown().await;
+}
