@@ -230,8 +230,23 @@ impl Drop for Slot {
 
 impl ConnectionLimits {
     fn new(network: &NetworkSettings) -> Self {
+        // Stay below the file limit, keeping descriptors for the pool, logs and the
+        // probes' connections: at the limit itself accept() would fail with EMFILE.
+        let max = match file_limit() {
+            Some(limit) if limit < network.max_connections + 128 => {
+                let max = limit.saturating_sub(128).max(16);
+                tracing::warn!(
+                    max_connections = network.max_connections,
+                    file_limit = limit,
+                    using = max,
+                    "MAX_CONNECTIONS lowered to fit the file descriptor limit"
+                );
+                max
+            }
+            _ => network.max_connections,
+        };
         Self {
-            total: Arc::new(tokio::sync::Semaphore::new(network.max_connections)),
+            total: Arc::new(tokio::sync::Semaphore::new(max)),
             per_address: Mutex::new(HashMap::new()),
             max_per_address: network.max_connections_per_address,
         }
@@ -257,6 +272,17 @@ impl ConnectionLimits {
             address: Some((self.clone(), ip)),
         })
     }
+}
+
+/// The soft limit on open file descriptors (`ulimit -n`), if known.
+fn file_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as usize)
 }
 
 fn is_trusted(network: &NetworkSettings, ip: IpAddr) -> bool {
