@@ -165,7 +165,8 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
                     &**db,
                     &Actor {
                         user_id: None,
-                        username: logged_name.clone(),
+                        // Whatever was typed, not an account: marked, and at most 64 chars.
+                        username: format!("{logged_name} (unverified)"),
                         client_addr: req.client_addr,
                     },
                     Change {

@@ -76,3 +76,30 @@ async fn the_old_password_check_is_throttled() {
     assert!(body.contains("Too many failed login attempts"), "{body}");
     app.shutdown().await;
 }
+
+/// A lockout's audit entry names what was typed, marked unverified and truncated.
+#[tokio::test]
+async fn anonymous_usernames_in_the_audit_log_are_marked_and_truncated() {
+    let app = spawn_app().await;
+    app.state.admin.set_policy(Policy {
+        pair_failure_limit: 2,
+        slowdown_step: Duration::ZERO,
+        ..Policy::default()
+    });
+    let typed = "x".repeat(150);
+    for _ in 0..2 {
+        assert_eq!(
+            login_as(&app, &browser(), &typed, "guess").await.status(),
+            200
+        );
+    }
+    let locked: Vec<String> = audit_actions(&app)
+        .await
+        .into_iter()
+        .filter(|(_, action, _)| action == "login_locked")
+        .map(|(username, _, _)| username)
+        .collect();
+    assert_eq!(locked.len(), 1, "{locked:?}");
+    assert_eq!(locked[0], format!("{}… (unverified)", "x".repeat(64)));
+    app.shutdown().await;
+}
