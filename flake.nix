@@ -14,7 +14,6 @@
 
   outputs =
     {
-      self,
       nixpkgs,
       crane,
       rust-overlay,
@@ -43,8 +42,6 @@
           };
           images = import ./nix/images.nix {
             inherit pkgs rust;
-            # Unknown for a dirty tree; the label then says so instead of lying.
-            revision = self.rev or self.dirtyRev or "unknown";
           };
           apps = import ./nix/apps.nix { inherit pkgs rust; };
         in

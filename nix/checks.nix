@@ -35,6 +35,9 @@ in
     // {
       inherit cargoArtifacts;
       cargoTestExtraArgs = "--lib --bins --test api";
+      # The tests bind 127.0.0.1 (PostgreSQL, the server); the macOS sandbox allows it
+      # only with this.
+      __darwinAllowLocalNetworking = true;
       # initdb/pg_ctl for the throwaway database; openssl makes the TLS test's CA.
       nativeCheckInputs = [
         pkgs.postgresql

@@ -1,14 +1,15 @@
 # OCI images (Linux systems only): each holds one static binary, CA certificates and a
 # passwd/group entry for UID/GID 65532. No shell, no package manager, no libc.
 #
-# streamLayeredImage rather than buildLayeredImage: the result is a small script that
-# writes the uncompressed docker-archive to stdout when run, so no multi-megabyte
-# tarball is stored in /nix/store per build, and `kind load image-archive` (which
-# rejects gzip archives) gets exactly the format it wants.
+# buildLayeredImage with compressor = "none": the output is the uncompressed
+# docker-archive tar itself, built on the (Linux) builder, so a Mac only copies a file and
+# `kind load image-archive` (which rejects gzip archives) loads it as is.
+#
+# Nothing commit-dependent is in the image config: the tag (the hash of the config) then
+# depends only on the image's content; CI adds the revision as an annotation at push time.
 {
   pkgs,
   rust,
-  revision,
 }:
 let
   inherit (pkgs) lib dockerTools;
@@ -29,8 +30,9 @@ let
       ports,
       description,
     }:
-    dockerTools.streamLayeredImage {
+    dockerTools.buildLayeredImage {
       inherit name;
+      compressor = "none";
       # tag = null: the tag is the hash of this derivation, so every change is a new,
       # immutable tag and `imagePullPolicy: IfNotPresent` never runs a stale image.
       tag = null;
@@ -53,7 +55,6 @@ let
           "org.opencontainers.image.title" = name;
           "org.opencontainers.image.description" = description;
           "org.opencontainers.image.source" = rust.repository;
-          "org.opencontainers.image.revision" = revision;
           "org.opencontainers.image.version" = rust.version;
           "org.opencontainers.image.licenses" = "MIT";
         };

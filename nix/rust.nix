@@ -67,11 +67,16 @@ let
 
   # Static musl build for the images (Linux only): one self-contained executable, no
   # libc in the image. The toolchain is the same pinned one plus the musl std library
-  # (crane's examples/cross-musl). ring compiles a little C: cc-rs would look for a
-  # `<arch>-linux-musl-gcc`, so point it at the stdenv compiler, whose objects only need
-  # memcpy/memset from musl; fortify is off because musl has no __*_chk symbols. rustc
-  # links musl targets with its bundled self-contained crt and libc.
+  # (crane's examples/cross-musl). ring and mimalloc compile C (mimalloc calls strtol,
+  # among others), so every C object must be compiled against musl's headers: with the
+  # glibc stdenv's GCC 15 (gnu23) glibc redirects strtol to __isoc23_strtol, which musl's
+  # libc.a lacks, and the final link fails. So cc-rs, ar and the linker are the musl
+  # cross toolchain of pkgsStatic (x86_64- or aarch64-unknown-linux-musl, after the
+  # host), the variables crane's lib/mkCrossToolchainEnv.nix sets for a cross target.
   muslTarget = "${pkgs.stdenv.hostPlatform.parsed.cpu.name}-unknown-linux-musl";
+  muslEnvTarget = lib.toUpper (builtins.replaceStrings [ "-" ] [ "_" ] muslTarget);
+  muslCc = pkgs.pkgsStatic.stdenv.cc;
+  muslCcPrefix = "${muslCc}/bin/${muslCc.targetPrefix}";
   craneLibMusl = (crane.mkLib pkgs).overrideToolchain (
     p: (toolchainFor p).override { targets = [ muslTarget ]; }
   );
@@ -79,7 +84,10 @@ let
     pname = "${pname}-static";
     CARGO_BUILD_TARGET = muslTarget;
     CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
-    "CC_${builtins.replaceStrings [ "-" ] [ "_" ] muslTarget}" = "cc";
+    "CARGO_TARGET_${muslEnvTarget}_LINKER" = "${muslCcPrefix}cc";
+    "CC_${builtins.replaceStrings [ "-" ] [ "_" ] muslTarget}" = "${muslCcPrefix}cc";
+    "AR_${builtins.replaceStrings [ "-" ] [ "_" ] muslTarget}" = "${muslCcPrefix}ar";
+    # musl has no __*_chk symbols for _FORTIFY_SOURCE.
     hardeningDisable = [ "fortify" ];
     # Tests run natively in the checks; nothing to gain from running them twice.
     doCheck = false;

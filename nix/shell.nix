@@ -9,6 +9,8 @@ pkgs.mkShell {
     pkgs.kubectl
     pkgs.kubeconform
     pkgs.postgresql
+    # The TLS tests make a throwaway CA with it.
+    pkgs.openssl
     pkgs.jq
     pkgs.curl
     pkgs.shellcheck
