@@ -70,11 +70,15 @@ let
   # (crane's examples/cross-musl). ring and mimalloc compile C (mimalloc calls strtol,
   # among others), so every C object must be compiled against musl's headers: with the
   # glibc stdenv's GCC 15 (gnu23) glibc redirects strtol to __isoc23_strtol, which musl's
-  # libc.a lacks, and the final link fails. So cc-rs, ar and the linker are the musl
-  # cross toolchain of pkgsStatic (x86_64- or aarch64-unknown-linux-musl, after the
-  # host), the variables crane's lib/mkCrossToolchainEnv.nix sets for a cross target.
+  # libc.a lacks, and the final link fails. So cc-rs and ar are the musl cross toolchain
+  # of pkgsStatic (x86_64- or aarch64-unknown-linux-musl, after the host), the CC_/AR_
+  # variables crane's lib/mkCrossToolchainEnv.nix sets for a cross target. The linker
+  # stays rustc's default, as in crane's examples/cross-musl: with +crt-static rustc links
+  # musl self-contained (its own crt objects and libc.a) into a static PIE. A musl gcc as
+  # linker is not needed and can produce a dynamic PIE (Debian's musl-gcc gives one with
+  # an /lib/ld-musl interpreter); scripts/test-static.sh builds the same way and checks
+  # that the binaries have no interpreter and no NEEDED entries.
   muslTarget = "${pkgs.stdenv.hostPlatform.parsed.cpu.name}-unknown-linux-musl";
-  muslEnvTarget = lib.toUpper (builtins.replaceStrings [ "-" ] [ "_" ] muslTarget);
   muslCc = pkgs.pkgsStatic.stdenv.cc;
   muslCcPrefix = "${muslCc}/bin/${muslCc.targetPrefix}";
   craneLibMusl = (crane.mkLib pkgs).overrideToolchain (
@@ -84,7 +88,6 @@ let
     pname = "${pname}-static";
     CARGO_BUILD_TARGET = muslTarget;
     CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
-    "CARGO_TARGET_${muslEnvTarget}_LINKER" = "${muslCcPrefix}cc";
     "CC_${builtins.replaceStrings [ "-" ] [ "_" ] muslTarget}" = "${muslCcPrefix}cc";
     "AR_${builtins.replaceStrings [ "-" ] [ "_" ] muslTarget}" = "${muslCcPrefix}ar";
     # musl has no __*_chk symbols for _FORTIFY_SOURCE.
