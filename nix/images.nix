@@ -6,7 +6,9 @@
 # `kind load image-archive` (which rejects gzip archives) loads it as is.
 #
 # Nothing commit-dependent is in the image config: the tag (the hash of the config) then
-# depends only on the image's content; CI adds the revision as an annotation at push time.
+# depends only on the image's content. The commit is left out (a revision label would give
+# every commit, docs included, a new tag and restart every pod); a registry's image is
+# traced back to its commit by the tag, which is the same for the same build.
 {
   pkgs,
   rust,
