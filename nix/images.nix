@@ -7,8 +7,8 @@
 #
 # Nothing commit-dependent is in the image config: the tag (the hash of the config) then
 # depends only on the image's content. The commit is left out (a revision label would give
-# every commit, docs included, a new tag and restart every pod); a registry's image is
-# traced back to its commit by the tag, which is the same for the same build.
+# every commit, docs included, a new tag and restart every pod); the same build keeps its
+# tag whichever commit it was built from.
 {
   pkgs,
   rust,
