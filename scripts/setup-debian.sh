@@ -2,11 +2,12 @@
 # Install everything the tests and the benchmark need on a fresh Debian 12 machine.
 # Idempotent: what is already there is skipped. Runs as root, or uses sudo if present.
 #
-#   apt:   postgresql (server for the test harness), chromium + chromium-driver (the
+#   apt:   postgresql (server for the test harness), musl-tools (static suite), chromium + chromium-driver (the
 #          admin's browser test), nix-bin (nix-instantiate --parse), shellcheck, wrk
 #          (benchmark), curl, jq
 #   pip:   .venv/ with the chart suite's tools (helm-python-sdk, kubernetes-validate,
 #          checkov, check-jsonschema, pytest) and the docs checks
+#   rustup: the <arch>-unknown-linux-musl std library (static suite)
 #   cargo: nixfmt (crate nixfmt_rs, the official Nix style) and deadnix
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,7 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=sudo
 fi
 
-apt_packages=(postgresql musl-tools chromium chromium-driver nix-bin shellcheck wrk curl jq ca-certificates)
+apt_packages=(postgresql musl-tools openssl chromium chromium-driver nix-bin shellcheck wrk curl jq ca-certificates)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,6 +34,13 @@ command -v cargo >/dev/null || {
   echo "setup-debian: cargo not found: install rustup (https://rustup.rs), then run this again" >&2
   exit 1
 }
+
+# The static suite builds the images' binaries for musl: the std library for that target
+# (rustup skips it when it is already installed).
+musl_target="$(uname -m)-unknown-linux-musl"
+if command -v rustup >/dev/null; then
+  rustup target list --installed | grep -qx "$musl_target" || rustup target add "$musl_target"
+fi
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
