@@ -13,10 +13,14 @@
   };
 
   outputs =
+    # Nix calls outputs with every input *and* `self` (NixOS/nix call-flake.nix:
+    # `flake.outputs (inputs // { self = result; })`); `...` takes `self` without an
+    # unused binding. scripts/test-nix.sh calls it the same way.
     {
       nixpkgs,
       crane,
       rust-overlay,
+      ...
     }:
     let
       inherit (nixpkgs) lib;

@@ -83,6 +83,31 @@ if need shellcheck; then
 fi
 
 # 3b. the apps' behaviour (a failed step stops deploy before Helm, the SIGPIPE case, ...)
+# Nix calls `outputs` with the inputs plus `self` (NixOS/nix src/libflake/call-flake.nix:
+# `flake.outputs (inputs // { self = result; })`); an argument set that does not accept
+# `self` fails every `nix run`, `nix develop` and `nix flake check` before anything builds.
+# Call it the same way with stand-in inputs and list the output names (lazy: nothing of
+# nixpkgs is needed for that).
+flake_outputs_accept_call() {
+  local names
+  names=$(nix-instantiate --readonly-mode --eval --strict -E '
+    let
+      flake = import ./flake.nix;
+      inputs = builtins.mapAttrs (_: _: { }) flake.inputs;
+    in
+    builtins.attrNames (flake.outputs (inputs // { self = { }; }))' 2>&1) || {
+    printf '%s\n' "$names"
+    return 1
+  }
+  [[ $names == *packages* && $names == *apps* && $names == *checks* ]] || {
+    printf 'unexpected flake outputs: %s\n' "$names"
+    return 1
+  }
+}
+if need nix-instantiate; then
+  check "flake outputs accept the inputs plus self, as Nix calls them" flake_outputs_accept_call
+fi
+
 check "app scripts against fake nix/kind/kubectl/helm (tests/nix/test_apps.sh)" tests/nix/test_apps.sh
 
 # 4. workflow schema
