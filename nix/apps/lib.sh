@@ -6,11 +6,14 @@
 # pkgs/build-support/trivial-builders/default.nix, `bashOptions`). Without
 # inherit_errexit bash runs every `$(...)` with errexit off, so a failed command inside
 # one would go unnoticed; the scripts still add `|| die` where a step can fail.
-shopt -s inherit_errexit
-
 say() { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# inherit_errexit exists from bash 4.4; `nix run` brings nixpkgs' bash 5, but macOS's
+# /bin/bash (3.2) runs these scripts when they are started directly.
+shopt -s inherit_errexit 2>/dev/null ||
+  die "bash ${BASH_VERSION} is too old: these scripts need bash 4.4 or newer (nix run brings one; on macOS: nix develop)"
 
 # The project checkout: the scripts read nix/kind.yaml and chart/ from it.
 root=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
