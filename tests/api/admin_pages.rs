@@ -1,7 +1,5 @@
 //! The index, settings, audit log, flash messages, static files, security headers, and
-//! how fast admin pages render.
-
-use std::time::Duration;
+//! that admin pages render completely under concurrent clients.
 
 use greeter::config::AppEnv;
 use secrecy::SecretString;
