@@ -162,6 +162,27 @@ def running(cmd, env, log_path):
             proc.wait(timeout=10)
 
 
+def wait_for_probes(proc, container, probe_url, log_path) -> None:
+    """Poll the container's startup probe for as long as the kubelet would give it
+    (periodSeconds * failureThreshold), then its readiness probe (10 s); the process
+    must stay up meanwhile. probe_url(name) gives the URL of container[name]."""
+    startup = container["startupProbe"]
+    deadline = time.monotonic() + startup["periodSeconds"] * startup["failureThreshold"]
+    status = None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"greeter exited early:\n{log_path.read_text()[-3000:]}"
+        with contextlib.suppress(OSError):
+            status = http_get(probe_url("startupProbe"))[0]
+            if status == 200:
+                break
+        time.sleep(0.2)
+    assert status == 200, f"startup probe never passed:\n{log_path.read_text()[-3000:]}"
+    deadline = time.monotonic() + 10
+    while http_get(probe_url("readinessProbe"))[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert http_get(probe_url("readinessProbe"))[0] == 200
+
+
 def test_manifests_run_with_the_real_binaries(binaries, objects, postgres, tmp_path):
     job = component(objects, "Job", "migrate")
     deployment = one(objects, "Deployment")
@@ -215,24 +236,8 @@ def test_manifests_run_with_the_real_binaries(binaries, objects, postgres, tmp_p
 
     log_path = tmp_path / "greeter.log"
     with running(container_command(binaries, app), app_env, log_path) as proc:
-        # startupProbe: the kubelet gives it periodSeconds * failureThreshold.
-        startup = app["startupProbe"]
-        deadline = time.monotonic() + startup["periodSeconds"] * startup["failureThreshold"]
-        status = None
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"greeter exited early:\n{log_path.read_text()[-3000:]}"
-            with contextlib.suppress(OSError):
-                status = http_get(probe_url("startupProbe"))[0]
-                if status == 200:
-                    break
-            time.sleep(0.2)
-        assert status == 200, f"startup probe never passed:\n{log_path.read_text()[-3000:]}"
-
+        wait_for_probes(proc, app, probe_url, log_path)
         assert http_get(probe_url("livenessProbe"))[0] == 200
-        deadline = time.monotonic() + 10
-        while http_get(probe_url("readinessProbe"))[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert http_get(probe_url("readinessProbe"))[0] == 200
 
         status, body, headers = http_get(f"http://127.0.0.1:{http_port}/")
         assert status == 200 and headers.get("content-type", "").startswith("application/json")

@@ -22,19 +22,19 @@ always sets it (without it, this module skips: the chart suite does not build th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import component, one, resolve_env
-from test_manifest_run import free_port, http_get, objects, postgres, postgres_bin, running  # noqa: F401 (fixtures)
+from test_manifest_run import (  # noqa: F401 (objects, postgres: fixtures)
+    free_port, http_get, objects, postgres, postgres_bin, running, wait_for_probes,
+)
 
 STATIC_DIR = os.environ.get("GREETER_STATIC_BIN_DIR")
 pytestmark = pytest.mark.skipif(
@@ -188,21 +188,7 @@ def test_chart_containers_run_in_the_image_root(roots, objects, postgres, tmp_pa
 
     log_path = tmp_path / "greeter.log"
     with running(in_root(roots[name], argv), env, log_path) as proc:
-        startup = app["startupProbe"]
-        deadline = time.monotonic() + startup["periodSeconds"] * startup["failureThreshold"]
-        status = None
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"greeter exited early:\n{log_path.read_text()[-3000:]}"
-            with contextlib.suppress(OSError):
-                status = http_get(probe_url("startupProbe"))[0]
-                if status == 200:
-                    break
-            time.sleep(0.2)
-        assert status == 200, f"startup probe never passed:\n{log_path.read_text()[-3000:]}"
-        deadline = time.monotonic() + 10
-        while http_get(probe_url("readinessProbe"))[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert http_get(probe_url("readinessProbe"))[0] == 200
+        wait_for_probes(proc, app, probe_url, log_path)
         assert http_get(probe_url("livenessProbe"))[0] == 200
 
         status, body, headers = http_get(f"http://127.0.0.1:{http_port}/")
