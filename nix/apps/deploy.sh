@@ -114,7 +114,8 @@ say "helm upgrade --install $release (namespace $namespace, timeout $helm_timeou
 if ! helm upgrade --install "$release" "$root/chart" \
   --kube-context "$context" --namespace "$namespace" --cleanup-on-fail \
   --wait --wait-for-jobs --timeout "$helm_timeout" \
-  --set "image.tag=$image_tag" --set "migrateImage.tag=$migrate_tag" "$@"; then
+  --set "image.tag=$image_tag" --set "migrateImage.tag=$migrate_tag" \
+  --set "service.kindHostPort=$host_port" "$@"; then
   show_failure
   exit 1
 fi

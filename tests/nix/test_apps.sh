@@ -181,7 +181,7 @@ deploy_good() {
   local want
   for want in " upgrade --install greeter " " --set image.tag=tag-image " \
     " --set migrateImage.tag=tag-migrate-image " " --cleanup-on-fail " " --namespace greeter " \
-    " --kube-context kind-greeter "; do
+    " --kube-context kind-greeter " " --set service.kindHostPort=8080 "; do
     [[ " $helm_line " == *"$want"* ]] || { echo "  helm call lacks '$want'"; ok=1; }
   done
   [[ $helm_line != *--create-namespace* ]] || { echo "  helm still creates the namespace"; ok=1; }
