@@ -150,7 +150,7 @@ run() {
 again() {
   local app=$1
   shift
-  env -u GREETER_CLUSTER -u GREETER_NAMESPACE -u GREETER_HOST_PORT -u KIND_EXPERIMENTAL_PROVIDER \
+  env -u GREETER_CLUSTER -u GREETER_NAMESPACE -u GREETER_HOST_PORT -u GREETER_SKIP_BUILDER_CHECK -u KIND_EXPERIMENTAL_PROVIDER \
     FAKE_DIR="$tmp/fake" "$@" "$tmp/apps/$app" >"$out" 2>&1 </dev/null
   status=$?
 }
@@ -240,6 +240,12 @@ mac_builder() {
     && called '^helm upgrade' || { show; return 1; }
 }
 check "deploy on macOS with a builder: loads the built archive, runs nothing Linux on the host" mac_builder
+
+mac_skip_check() {
+  FAKE_CLUSTERS=greeter run deploy FAKE_UNAME=Darwin GREETER_SKIP_BUILDER_CHECK=1
+  [[ $status == 0 ]] && ! grep -q 'no Linux builder' "$out" && called '^helm upgrade' || { show; return 1; }
+}
+check "deploy on macOS, builder check skipped (GREETER_SKIP_BUILDER_CHECK=1): builds and deploys" mac_skip_check
 
 # --- cluster-up ------------------------------------------------------------------------
 up_idempotent() {
