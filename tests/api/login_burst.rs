@@ -64,6 +64,16 @@ async fn failure_count(app: &crate::helpers::TestApp, key: &str) -> i32 {
         .map_or(0, |r| r.get(0))
 }
 
+/// How many throttle keys (addresses, usernames, pairs) hold a count.
+pub(crate) async fn counted_keys(app: &crate::helpers::TestApp) -> i64 {
+    app.db()
+        .await
+        .query_one("SELECT count(*) FROM admin_login_failures", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 fn no_delays(p: Policy) -> Policy {
     Policy {
         slowdown_step: Duration::ZERO,
@@ -124,13 +134,7 @@ async fn impossible_usernames_are_refused_early_and_count_against_the_address() 
     }
     assert_eq!(failure_count(&app, "addr:127.0.0.1").await, 3);
     // Nothing but the address was counted: no key for the impossible names.
-    let keys: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM admin_login_failures", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let keys = counted_keys(&app).await;
     assert_eq!(keys, 1);
     let r = login_as(&app, &browser(), ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status(), 429, "the address is locked after 3 attempts");
