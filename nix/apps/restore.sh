@@ -100,8 +100,12 @@ restore_app() {
 trap restore_app EXIT
 say "stopping writes: scaling deployment/$app from $replicas to 0"
 k scale deployment "$app" --replicas=0 >&2 || die "could not scale deployment/$app to 0"
-k wait --for=delete pod -l "app.kubernetes.io/instance=$release,app.kubernetes.io/component=app" --timeout="${timeout}s" >&2 \
-  || die "the app pods did not stop within ${timeout}s"
+app_selector="app.kubernetes.io/instance=$release,app.kubernetes.io/component=app"
+# (kubectl wait with a selector that matches nothing is an error in some versions.)
+if [[ -n $(k get pods -l "$app_selector" -o name) ]]; then
+  k wait --for=delete pod -l "$app_selector" --timeout="${timeout}s" >&2 \
+    || die "the app pods did not stop within ${timeout}s"
+fi
 
 # 3. One transaction: psql reads BEGIN, the drop, the dump as SQL, and COMMIT only if
 # pg_restore succeeded; otherwise an error statement ends psql (ON_ERROR_STOP) and the
@@ -157,7 +161,7 @@ k rollout status "deployment/$app" --timeout="${timeout}s" >&2 || die "deploymen
 expected=$(psql_in_pod -c "SELECT message FROM public.greetings WHERE is_active LIMIT 1") || die "could not read the active greeting"
 port=$(k get deployment "$app" -o jsonpath='{.spec.template.spec.containers[0].ports[?(@.name=="http")].containerPort}') \
   || die "could not read the app's http port"
-pods=$(k get pods -l "app.kubernetes.io/instance=$release,app.kubernetes.io/component=app" \
+pods=$(k get pods -l "$app_selector" \
   --field-selector=status.phase=Running -o jsonpath='{.items[*].metadata.name}') || die "could not list the app pods"
 [[ -n $pods ]] || die "no app pod is running after the restore"
 for p in $pods; do

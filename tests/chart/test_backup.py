@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import find, one, pod_spec, render, render_values
+from conftest import find, one, pod_spec, render, render_raw, render_values
 
 
 def cronjob(objects):
@@ -91,3 +91,10 @@ def test_schema_rejects_bad_backup_values(chart, bad, message):
     with pytest.raises(Exception, match=message):
         render_values(chart, bad)
 
+
+
+def test_notes_tell_how_to_back_up_and_restore():
+    notes = render_raw("defaults")["greeter/templates/NOTES.txt"]
+    assert "CronJob greeter-backups" in notes and "nix run .#backup" in notes and "nix run .#restore" in notes
+    assert "nix run .#backup" not in render_raw("production")["greeter/templates/NOTES.txt"], "external: no CronJob"
+    assert "CloudNativePG Cluster greeter-db" in render_raw("cloudnativepg")["greeter/templates/NOTES.txt"]
