@@ -42,9 +42,10 @@ pub enum AdminError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("template error: {0}")]
     Template(#[from] handlebars::RenderError),
-    /// A form or query PostgreSQL could not store (a NUL byte): 400.
-    #[error("bad request")]
-    BadRequest,
+    /// A form or query that is malformed, lacks a field, or holds what PostgreSQL cannot
+    /// store (a NUL byte): 400, with a sentence for the page.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
     /// Too many password checks are queued: answered at once with 503 and `Retry-After`.
     #[error("too many password checks in progress")]
     Busy,
@@ -86,11 +87,7 @@ impl AdminError {
                 "The page you asked for does not exist.",
             ),
             AdminError::Forbidden(why) => (StatusCode::FORBIDDEN, "Permission denied", *why),
-            AdminError::BadRequest => (
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "The form contained a character that cannot be stored (a NUL byte).",
-            ),
+            AdminError::BadRequest(why) => (StatusCode::BAD_REQUEST, "Bad request", *why),
             AdminError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Busy",

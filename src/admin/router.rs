@@ -12,7 +12,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::forms::{Form, parse_id, safe_next, urlencode};
+use super::forms::{self, CsrfField, parse_id, safe_next, urlencode};
 use super::page::{self, Page};
 use super::request::{AdminRequest, Ctx, Result};
 use super::state::AdminState;
@@ -102,7 +102,7 @@ async fn respond(admin: &AdminState, req: AdminRequest) -> Response {
             (page::error_page(admin, error.failure(&req.path)), busy)
         }
     };
-    let had_flash = req.cookies.contains_key(admin.cookies.flash);
+    let had_flash = req.cookie(admin.cookies.flash).is_some();
     let mut response = page::finish(admin, had_flash, page);
     if busy {
         response
@@ -131,10 +131,10 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
     if cross_site(req) {
         return Err(AdminError::Csrf);
     }
-    if Form::parse(req.query.as_bytes()).has_nul()
-        || (req.is_post() && Form::parse(&req.body).has_nul())
-    {
-        return Err(AdminError::BadRequest);
+    if forms::has_nul(req.query.as_bytes()) || (req.is_post() && forms::has_nul(&req.body)) {
+        return Err(AdminError::BadRequest(
+            "The form contained a character that cannot be stored (a NUL byte).",
+        ));
     }
     if segments.as_slice() == ["login"] {
         return if req.is_post() {
@@ -147,8 +147,7 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
     // No session cookie: to the login page without touching the database, so anonymous
     // traffic never waits for (or takes) a pooled connection.
     let Some(token) = req
-        .cookies
-        .get(admin.cookies.session)
+        .cookie(admin.cookies.session)
         .filter(|t| security::looks_like_token(t))
     else {
         return Ok(login_redirect(admin, req, false));
@@ -158,11 +157,9 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
         return Ok(login_redirect(admin, req, true));
     };
     if req.is_post() {
-        let form = Form::parse(&req.body);
-        if !admin
-            .keys
-            .csrf_valid("session", token, form.get("csrf_token"))
-        {
+        // A body that is no form carries no token either: refused like a wrong one.
+        let given = forms::parse::<CsrfField>(&req.body).map_or(String::new(), |f| f.csrf_token);
+        if !admin.keys.csrf_valid("session", token, &given) {
             return Err(AdminError::Csrf);
         }
     }
@@ -170,7 +167,7 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
         admin,
         req,
         user,
-        session_token: token.clone(),
+        session_token: token.to_owned(),
         db,
         flash: req.flash(admin),
     };
