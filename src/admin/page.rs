@@ -180,6 +180,11 @@ pub(crate) fn error_page(admin: &AdminState, failure: Failure) -> Page {
     }
 }
 
+/// The error page for a failure outside any handler (a panic, a timeout), as a response.
+pub fn error_response(admin: &AdminState, failure: Failure) -> Response {
+    finish(admin, false, error_page(admin, failure))
+}
+
 /// Turn a page into a response with the admin's security headers. `had_flash`: the
 /// request carried a flash cookie (removed once a page showed it).
 pub(crate) fn finish(admin: &AdminState, had_flash: bool, page: Page) -> Response {
