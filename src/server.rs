@@ -31,10 +31,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The request id, available to handlers through `warp::ext::get::<RequestId>()`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 /// The client's address, through `warp::ext::get::<ClientAddr>()`: the TCP peer's, or,
 /// when the peer is a trusted proxy, the one its forwarding headers name.
 #[derive(Debug, Clone, Copy)]
@@ -385,9 +381,6 @@ where
         .filter(|v| is_safe_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    request
-        .extensions_mut()
-        .insert(RequestId(request_id.clone()));
     request.extensions_mut().insert(ClientAddr(client));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
