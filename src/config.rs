@@ -1,4 +1,4 @@
-//! Configuration from the environment, as listed in DESIGN.md.
+//! Configuration from the environment, as listed in DOCS.md ("Configuration reference").
 //!
 //! Every problem becomes a [`ConfigError`] that names the variable and never its value, so
 //! the binaries can print one line and exit with status 2.
@@ -295,7 +295,6 @@ impl AdminBootstrap {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub secret_key: SecretString,
-    pub debug: bool,
     pub app_env: AppEnv,
     pub listen_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
@@ -418,7 +417,6 @@ impl Settings {
         };
         Ok(Self {
             secret_key,
-            debug,
             app_env: r.parsed(
                 "APP_ENV",
                 AppEnv::Production,

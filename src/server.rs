@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -24,16 +24,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use crate::config::NetworkSettings;
-use crate::error::json_error;
+use crate::error::{Fault, FaultResponder};
 
 /// No request may take longer than this; the client gets a 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The request id, available to handlers through `warp::ext::get::<RequestId>()`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 /// The client's address, through `warp::ext::get::<ClientAddr>()`: the TCP peer's, or,
 /// when the peer is a trusted proxy, the one its forwarding headers name.
@@ -49,10 +45,13 @@ pub enum Observe {
 
 /// Serve `routes` on `listener` until `shutdown` resolves, then stop accepting (new
 /// connections are refused) and let in-flight requests finish for at most `grace`.
+/// `faults` answers a request whose handler panicked or timed out.
 /// Returns whether every connection finished within the grace period.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     routes: BoxedFilter<(Response,)>,
+    faults: FaultResponder,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     observe: Observe,
@@ -113,10 +112,17 @@ pub async fn serve(
         let service = {
             let activity = activity.clone();
             let network = network.clone();
+            let faults = faults.clone();
             hyper::service::service_fn(move |request: Request<Incoming>| {
                 let client = client_addr(&network, peer, trusted, request.headers());
                 let busy = activity.start();
-                let call = handle(request, client, warp_service.clone(), observe);
+                let call = handle(
+                    request,
+                    client,
+                    warp_service.clone(),
+                    observe,
+                    faults.clone(),
+                );
                 async move {
                     let response = call.await;
                     drop(busy);
@@ -362,6 +368,7 @@ async fn handle<S>(
     client: SocketAddr,
     mut service: S,
     observe: Observe,
+    faults: FaultResponder,
 ) -> Result<Response, Infallible>
 where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible>,
@@ -374,9 +381,6 @@ where
         .filter(|v| is_safe_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    request
-        .extensions_mut()
-        .insert(RequestId(request_id.clone()));
     request.extensions_mut().insert(ClientAddr(client));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -387,9 +391,9 @@ where
         Ok(Ok(Err(never))) => match never {},
         Ok(Err(_panic)) => {
             tracing::error!(request_id = %request_id, path = %path, "handler panicked");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            faults(&path, Fault::Panic)
         }
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
+        Err(_) => faults(&path, Fault::Timeout),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);

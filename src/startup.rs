@@ -89,6 +89,7 @@ impl Application {
         let public = server::serve(
             http,
             crate::routes::public(state.clone()),
+            crate::routes::public_faults(state.clone()),
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
             Observe::Requests,
@@ -97,6 +98,7 @@ impl Application {
         let internal = server::serve(
             metrics,
             crate::routes::metrics::routes(state.clone()),
+            crate::error::json_faults(),
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
             Observe::Nothing,

@@ -2,11 +2,12 @@
 
 use http::StatusCode;
 use secrecy::SecretString;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::audit::{self, Actor, Change};
-use super::forms::{Form, safe_next};
-use super::page::{Flash, Page, View};
+use super::forms::{self, CsrfField, LoginForm, LoginQuery, PasswordChangeForm, safe_next};
+use super::page::{Errors, ErrorsOnly, Flash, Page, View};
 use super::request::{AdminRequest, Ctx, Result, flash_cookie};
 use super::state::AdminState;
 use super::{security, session, throttle};
@@ -22,24 +23,22 @@ const REQUIRED: &str = "This field is required.";
 
 /// The pre-login CSRF cookie the browser sent, if it looks like one of ours.
 fn login_csrf_cookie(admin: &AdminState, req: &AdminRequest) -> Option<String> {
-    req.cookies
-        .get(admin.cookies.csrf)
+    req.cookie(admin.cookies.csrf)
         .filter(|v| security::looks_like_token(v))
-        .cloned()
+        .map(str::to_owned)
 }
 
 /// The session cookie the browser sent, if it looks like one of ours.
-fn session_token<'r>(admin: &AdminState, req: &'r AdminRequest) -> Option<&'r String> {
-    req.cookies
-        .get(admin.cookies.session)
+fn session_token<'r>(admin: &AdminState, req: &'r AdminRequest) -> Option<&'r str> {
+    req.cookie(admin.cookies.session)
         .filter(|t| security::looks_like_token(t))
 }
 
 /// `GET /admin/login/`: the form, with the pre-login CSRF cookie (reused, or issued
 /// with this page); a logged-in user goes straight on to `next`.
 pub(crate) async fn login_form(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
-    let query = Form::parse(req.query.as_bytes());
-    let next = safe_next(query.get("next")).unwrap_or("/admin/");
+    let query: LoginQuery = forms::parse(req.query.as_bytes())?;
+    let next = safe_next(&query.next).unwrap_or("/admin/");
     if let Some(token) = session_token(admin, req) {
         let db = admin.pool.get().await?;
         if session::load(&**db, token, &admin.policy())
@@ -58,7 +57,7 @@ pub(crate) async fn login_form(admin: &AdminState, req: &AdminRequest) -> Result
         }
     };
     let flash = req.flash(admin);
-    let mut page = login_page(admin, &csrf_basis, flash.as_ref(), next, "", json!({}))?;
+    let mut page = login_page(admin, &csrf_basis, flash.as_ref(), next, "", Errors::new())?;
     if let Some(cookie) = new_cookie {
         page = page.with_cookie(cookie);
     }
@@ -67,23 +66,22 @@ pub(crate) async fn login_form(admin: &AdminState, req: &AdminRequest) -> Result
 
 /// `POST /admin/login/`: check the form, [`authenticate`], then start a session.
 pub(crate) async fn login_submit(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
-    let form = Form::parse(&req.body);
-    let next = safe_next(form.get("next")).unwrap_or("/admin/");
-    // The token must match the CSRF cookie that came with the login page.
+    // The token must match the CSRF cookie that came with the login page; checked
+    // before anything else of the form.
     let Some(csrf_basis) = login_csrf_cookie(admin, req) else {
         return Err(AdminError::Csrf);
     };
-    if !admin
-        .keys
-        .csrf_valid("login", &csrf_basis, form.get("csrf_token"))
-    {
+    let given = forms::parse::<CsrfField>(&req.body).map_or(String::new(), |f| f.csrf_token);
+    if !admin.keys.csrf_valid("login", &csrf_basis, &given) {
         return Err(AdminError::Csrf);
     }
-    let username = form.get("username").trim();
-    let password = form.get("password");
+    let form: LoginForm = forms::parse(&req.body)?;
+    let next = safe_next(&form.next).unwrap_or("/admin/");
+    let username = form.username.trim();
+    let password = form.password.as_str();
     // The form again, with what was typed (never the password) and the errors.
-    let again = |errors: Value| login_page(admin, &csrf_basis, None, next, username, errors);
-    let mut errors = serde_json::Map::new();
+    let again = |errors: Errors| login_page(admin, &csrf_basis, None, next, username, errors);
+    let mut errors = Errors::new();
     if username.is_empty() {
         errors.insert("username".into(), json!([REQUIRED]));
     }
@@ -91,13 +89,17 @@ pub(crate) async fn login_submit(admin: &AdminState, req: &AdminRequest) -> Resu
         errors.insert("password".into(), json!([REQUIRED]));
     }
     if !errors.is_empty() {
-        return again(Value::Object(errors));
+        return again(errors);
     }
     match authenticate(admin, req, username, password).await? {
-        Authentication::LockedOut => {
-            Ok(again(json!({"form": [LOCKED_OUT]}))?.with_status(StatusCode::TOO_MANY_REQUESTS))
+        Authentication::LockedOut => Ok(again(Errors::from_iter([(
+            "form".into(),
+            json!([LOCKED_OUT]),
+        )]))?
+        .with_status(StatusCode::TOO_MANY_REQUESTS)),
+        Authentication::Failed => {
+            again(Errors::from_iter([("form".into(), json!([LOGIN_FAILED]))]))
         }
-        Authentication::Failed => again(json!({"form": [LOGIN_FAILED]})),
         Authentication::Verified { id, username } => {
             let token = start_session(admin, req, id, &username).await?;
             Ok(Page::redirect(next).with_cookie(session_cookie(admin, &token)))
@@ -281,13 +283,20 @@ fn session_cookie(admin: &AdminState, token: &str) -> String {
     )
 }
 
+#[derive(Serialize)]
+struct LoginData<'a> {
+    next: &'a str,
+    username: &'a str,
+    errors: Errors,
+}
+
 fn login_page(
     admin: &AdminState,
     csrf_basis: &str,
     flash: Option<&Flash>,
     next: &str,
     username: &str,
-    errors: Value,
+    errors: Errors,
 ) -> Result<Page> {
     let csrf = admin.keys.csrf_token("login", csrf_basis);
     Ok(View {
@@ -296,7 +305,11 @@ fn login_page(
         user: None,
         csrf_token: &csrf,
         flash,
-        data: json!({"next": next, "username": username, "errors": errors}),
+        data: LoginData {
+            next,
+            username,
+            errors,
+        },
     }
     .render(admin)?)
 }
@@ -327,13 +340,13 @@ pub(crate) async fn logout(ctx: &mut Ctx<'_>) -> Result<Page> {
 pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     const TITLE: &str = "Password change | Greeter administration";
     if !ctx.req.is_post() {
-        return ctx.render("password_change", TITLE, json!({"errors": {}}));
+        return ctx.render("password_change", TITLE, ErrorsOnly::default());
     }
-    let form = ctx.form();
-    let old = form.get("old_password");
-    let new1 = form.get("new_password1");
-    let new2 = form.get("new_password2");
-    let mut errors = serde_json::Map::new();
+    let form: PasswordChangeForm = ctx.form()?;
+    let old = form.old_password.as_str();
+    let new1 = form.new_password1.as_str();
+    let new2 = form.new_password2.as_str();
+    let mut errors = Errors::new();
     for (field, value) in [
         ("old_password", old),
         ("new_password1", new1),
@@ -376,7 +389,7 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
         }
     }
     if !errors.is_empty() {
-        return ctx.render("password_change", TITLE, json!({"errors": errors}));
+        return ctx.render("password_change", TITLE, ErrorsOnly { errors });
     }
     let hash = ctx
         .admin

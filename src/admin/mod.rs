@@ -21,6 +21,7 @@ mod state;
 mod throttle;
 mod users;
 
+pub use page::error_response;
 pub use router::routes;
 pub use security::fingerprint;
 pub use state::{AdminState, Policy};

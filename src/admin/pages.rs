@@ -1,10 +1,11 @@
 //! The index, the settings page, and the (read-only) audit log.
 
 use secrecy::ExposeSecret;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::audit::{ACTIONS, OBJECT_TYPES};
-use super::forms::{PER_PAGE, Paging, query_string};
+use super::forms::{AuditQuery, PER_PAGE, Paging, query_string};
 use super::page::Page;
 use super::request::{Ctx, Result};
 use super::security::fingerprint;
@@ -77,6 +78,14 @@ pub(crate) async fn index(ctx: &mut Ctx<'_>) -> Result<Page> {
     )
 }
 
+#[derive(Serialize)]
+struct SettingsData {
+    app_env: &'static str,
+    version: &'static str,
+    /// None when PAYMENT_API_KEY is not set.
+    payment_fingerprint: Option<String>,
+}
+
 /// `GET /admin/settings/`: what this deployment runs, never a secret's value.
 pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
     let settings = &ctx.admin.settings;
@@ -87,11 +96,11 @@ pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.render(
         "settings",
         "Settings | Greeter administration",
-        json!({
-            "app_env": settings.app_env.as_str(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "payment_fingerprint": payment,
-        }),
+        SettingsData {
+            app_env: settings.app_env.as_str(),
+            version: env!("CARGO_PKG_VERSION"),
+            payment_fingerprint: payment,
+        },
     )
 }
 
@@ -99,15 +108,15 @@ pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
 /// user and the addresses they came from.
 pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.require_superuser(READ_AUDIT)?;
-    let query = ctx.query();
+    let query: AuditQuery = ctx.query()?;
     // Unknown filter values are ignored rather than passed on.
-    let action = Some(query.get("action"))
+    let action = Some(query.action.as_str())
         .filter(|a| ACTIONS.contains(a))
         .unwrap_or("");
-    let object_type = Some(query.get("object_type"))
+    let object_type = Some(query.object_type.as_str())
         .filter(|t| OBJECT_TYPES.contains(t))
         .unwrap_or("");
-    let user = query.get("user").trim();
+    let user = query.user.trim();
     const FILTER: &str = "($1 = '' OR action = $1) AND ($2 = '' OR object_type = $2)
                           AND ($3 = '' OR lower(username) = lower($3))";
     let total: i64 = ctx
@@ -118,7 +127,7 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
         )
         .await?
         .get(0);
-    let paging = Paging::new(query.get("p"), total);
+    let paging = Paging::new(&query.p, total);
     let rows = ctx
         .db
         .query(

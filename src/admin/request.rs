@@ -1,15 +1,15 @@
 //! One admin request as the handlers see it: [`AdminRequest`] for every request, and
 //! [`Ctx`] once its session is known.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::audit::Actor;
-use super::forms::Form;
+use super::forms;
 use super::page::{Flash, Page, View};
 use super::session::SessionUser;
 use super::state::AdminState;
@@ -25,7 +25,7 @@ pub(crate) struct AdminRequest {
     pub path: String,
     pub query: String,
     pub headers: HeaderMap,
-    pub cookies: HashMap<String, String>,
+    pub cookies: cookie::CookieJar,
     pub client_addr: Option<IpAddr>,
     pub body: Bytes,
 }
@@ -44,11 +44,14 @@ impl AdminRequest {
         self.method == Method::POST
     }
 
+    /// The value of the request's cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(|c| c.value())
+    }
+
     /// The flash message the request's cookie carries, if we signed it.
     pub fn flash(&self, admin: &AdminState) -> Option<Flash> {
-        self.cookies
-            .get(admin.cookies.flash)
-            .and_then(|v| admin.keys.verify_flash(v))
+        admin.keys.verify_flash(&self.cookies, admin.cookies.flash)
     }
 }
 
@@ -63,14 +66,14 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The submitted form (POST body).
-    pub fn form(&self) -> Form {
-        Form::parse(&self.req.body)
+    /// The submitted form (POST body) as its typed struct.
+    pub fn form<T: DeserializeOwned>(&self) -> Result<T> {
+        forms::parse(&self.req.body)
     }
 
-    /// The query string.
-    pub fn query(&self) -> Form {
-        Form::parse(self.req.query.as_bytes())
+    /// The query string as its typed struct.
+    pub fn query<T: DeserializeOwned>(&self) -> Result<T> {
+        forms::parse(self.req.query.as_bytes())
     }
 
     /// The logged-in user as the author of audit entries.
@@ -110,7 +113,7 @@ impl Ctx<'_> {
 pub(crate) fn flash_cookie(admin: &AdminState, level: &str, text: &str) -> String {
     admin.cookies.set(
         admin.cookies.flash,
-        &admin.keys.sign_flash(level, text),
+        &admin.keys.sign_flash(admin.cookies.flash, level, text),
         None,
     )
 }

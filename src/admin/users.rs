@@ -4,13 +4,16 @@
 //! delete their own account, and the last active superuser always remains.
 
 use secrecy::SecretString;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
 use super::auth_views::new_password_problems;
-use super::forms::{PER_PAGE, Paging, query_string};
-use super::page::Page;
+use super::forms::{
+    PER_PAGE, Paging, SetPasswordForm, UserAddForm, UserChangeForm, UsersQuery, query_string,
+};
+use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::session;
 use super::sql::{is_unique_violation, like_pattern, sql_time};
@@ -37,6 +40,7 @@ const ORDERINGS: &[(&str, &str)] = &[
     ("-last_login", "last_login DESC NULLS LAST, id DESC"),
 ];
 
+#[derive(Serialize)]
 struct UserRow {
     id: i64,
     username: String,
@@ -70,6 +74,30 @@ impl UserRow {
     }
 }
 
+#[derive(Serialize)]
+struct AddData {
+    username: String,
+    errors: Errors,
+}
+
+#[derive(Serialize)]
+struct ChangeData {
+    target: UserRow,
+    is_self: bool,
+    errors: Errors,
+}
+
+#[derive(Serialize)]
+struct PasswordData<'a> {
+    target: &'a UserRow,
+    errors: Errors,
+}
+
+#[derive(Serialize)]
+struct DeleteData<'a> {
+    target: &'a UserRow,
+}
+
 fn select_users() -> String {
     format!(
         "SELECT id, username, is_active, is_staff, is_superuser, {}, {} FROM users",
@@ -101,11 +129,11 @@ async fn find(client: &impl GenericClient, id: i64) -> Result<UserRow> {
 /// `GET /admin/users/?q=&o=&p=`.
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.require_superuser(MANAGE_USERS)?;
-    let query = ctx.query();
-    let search = query.get("q").trim().to_owned();
+    let query: UsersQuery = ctx.query()?;
+    let search = query.q.trim().to_owned();
     let order_key = ORDERINGS
         .iter()
-        .find(|(k, _)| *k == query.get("o"))
+        .find(|(k, _)| *k == query.o)
         .map_or("username", |(k, _)| k);
     let order_sql = ORDERINGS
         .iter()
@@ -120,7 +148,7 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         )
         .await?
         .get(0);
-    let paging = Paging::new(query.get("p"), total);
+    let paging = Paging::new(&query.p, total);
     let rows = ctx
         .db
         .query(
@@ -173,12 +201,19 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.require_superuser(MANAGE_USERS)?;
     const TITLE: &str = "Add user | Greeter administration";
     if !ctx.req.is_post() {
-        return ctx.render("user_add", TITLE, json!({"username": "", "errors": {}}));
+        return ctx.render(
+            "user_add",
+            TITLE,
+            AddData {
+                username: String::new(),
+                errors: Errors::new(),
+            },
+        );
     }
-    let form = ctx.form();
-    let username = form.get("username").trim().to_owned();
-    let (password1, password2) = (form.get("password1"), form.get("password2"));
-    let mut errors = serde_json::Map::new();
+    let form: UserAddForm = ctx.form()?;
+    let username = form.username.trim().to_owned();
+    let (password1, password2) = (form.password1.as_str(), form.password2.as_str());
+    let mut errors = Errors::new();
     if username.is_empty() {
         errors.insert("username".into(), json!([REQUIRED]));
     } else if !username_is_valid(&username) {
@@ -193,11 +228,7 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
         errors.insert("password2".into(), problems);
     }
     if !errors.is_empty() {
-        return ctx.render(
-            "user_add",
-            TITLE,
-            json!({"username": username, "errors": errors}),
-        );
+        return ctx.render("user_add", TITLE, AddData { username, errors });
     }
     let hash = ctx
         .admin
@@ -215,11 +246,8 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
         Ok(row) => row.get(0),
         Err(e) if is_unique_violation(&e) => {
             drop(tx);
-            return ctx.render(
-                "user_add",
-                TITLE,
-                json!({"username": username, "errors": {"username": [TAKEN]}}),
-            );
+            let errors = Errors::from_iter([("username".into(), json!([TAKEN]))]);
+            return ctx.render("user_add", TITLE, AddData { username, errors });
         }
         Err(e) => return Err(e.into()),
     };
@@ -254,19 +282,23 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "user_change",
             &title,
-            json!({"target": before.to_json(), "is_self": id == ctx.user.id, "errors": {}}),
+            ChangeData {
+                is_self: id == ctx.user.id,
+                target: before,
+                errors: Errors::new(),
+            },
         );
     }
-    let form = ctx.form();
-    let username = form.get("username").trim().to_owned();
+    let form: UserChangeForm = ctx.form()?;
+    let username = form.username.trim().to_owned();
     let wanted = UserRow {
         username: username.clone(),
-        is_active: form.checked("is_active"),
-        is_staff: form.checked("is_staff"),
-        is_superuser: form.checked("is_superuser"),
+        is_active: form.is_active,
+        is_staff: form.is_staff,
+        is_superuser: form.is_superuser,
         ..before
     };
-    let mut errors = serde_json::Map::new();
+    let mut errors = Errors::new();
     if username.is_empty() {
         errors.insert("username".into(), json!([REQUIRED]));
     } else if !username_is_valid(&username) {
@@ -351,7 +383,11 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     ctx.render(
         "user_change",
         &title,
-        json!({"target": wanted.to_json(), "is_self": id == ctx.user.id, "errors": errors}),
+        ChangeData {
+            is_self: id == ctx.user.id,
+            target: wanted,
+            errors,
+        },
     )
 }
 
@@ -377,12 +413,15 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "user_password",
             &title,
-            json!({"target": target.to_json(), "errors": {}}),
+            PasswordData {
+                target: &target,
+                errors: Errors::new(),
+            },
         );
     }
-    let form = ctx.form();
-    let (password1, password2) = (form.get("password1"), form.get("password2"));
-    let mut errors = serde_json::Map::new();
+    let form: SetPasswordForm = ctx.form()?;
+    let (password1, password2) = (form.password1.as_str(), form.password2.as_str());
+    let mut errors = Errors::new();
     if password1.is_empty() {
         errors.insert("password1".into(), json!([REQUIRED]));
     }
@@ -395,7 +434,10 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "user_password",
             &title,
-            json!({"target": target.to_json(), "errors": errors}),
+            PasswordData {
+                target: &target,
+                errors,
+            },
         );
     }
     let hash = ctx
@@ -448,7 +490,7 @@ pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "user_delete",
             &format!("Delete user {} | Greeter administration", target.username),
-            json!({"target": target.to_json()}),
+            DeleteData { target: &target },
         );
     }
     let actor = ctx.actor();

@@ -33,7 +33,6 @@ pub struct TestApp {
 pub fn test_settings(server: &Server, db_name: &str) -> Settings {
     Settings {
         secret_key: SecretString::from(TEST_SECRET_KEY.to_owned()),
-        debug: false,
         app_env: AppEnv::Local,
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),

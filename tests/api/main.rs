@@ -18,6 +18,7 @@ mod shutdown;
 mod tls;
 
 mod admin_auth;
+mod admin_errors;
 mod admin_greetings;
 mod admin_pages;
 mod admin_pool;
