@@ -347,8 +347,9 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
                 json!(["Your old password was entered incorrectly. Please enter it again."]),
             );
         }
-        if let Some(problems) = new_password_problems(new1, new2, &ctx.user.username) {
-            errors.insert("new_password2".into(), problems);
+        let problems = password::validate_new(new1, new2, &ctx.user.username);
+        if !problems.is_empty() {
+            errors.insert("new_password2".into(), json!(problems));
         }
     }
     if !errors.is_empty() {
@@ -390,13 +391,4 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     Ok(ctx
         .redirect_with("/admin/", "success", "Your password was changed.")
         .with_cookie(session_cookie(ctx.admin, &token)))
-}
-
-/// The problems with a new password typed twice, as a JSON list; None when acceptable.
-pub(crate) fn new_password_problems(new1: &str, new2: &str, username: &str) -> Option<Value> {
-    if new1 != new2 {
-        return Some(json!(["The two password fields didn’t match."]));
-    }
-    let problems = password::validate(new1, username);
-    (!problems.is_empty()).then(|| json!(problems))
 }

@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
-use super::auth_views::new_password_problems;
 use super::session;
 use super::web::{
     AdminError, Ctx, PER_PAGE, Page, Paging, Result, is_unique_violation, like_pattern,
     query_string, sql_time,
 };
+use crate::auth::password;
 use crate::auth::users::username_is_valid;
 
 const REQUIRED: &str = "This field is required.";
@@ -187,8 +187,11 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
     }
     if password2.is_empty() {
         errors.insert("password2".into(), json!([REQUIRED]));
-    } else if let Some(problems) = new_password_problems(password1, password2, &username) {
-        errors.insert("password2".into(), problems);
+    } else {
+        let problems = password::validate_new(password1, password2, &username);
+        if !problems.is_empty() {
+            errors.insert("password2".into(), json!(problems));
+        }
     }
     if !errors.is_empty() {
         return ctx.render(
@@ -386,8 +389,11 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     }
     if password2.is_empty() {
         errors.insert("password2".into(), json!([REQUIRED]));
-    } else if let Some(problems) = new_password_problems(password1, password2, &target.username) {
-        errors.insert("password2".into(), problems);
+    } else {
+        let problems = password::validate_new(password1, password2, &target.username);
+        if !problems.is_empty() {
+            errors.insert("password2".into(), json!(problems));
+        }
     }
     if !errors.is_empty() {
         return ctx.render(

@@ -24,6 +24,7 @@ mod admin_pool;
 mod admin_support;
 mod admin_throttle;
 mod admin_users;
+mod account_security;
 mod connections;
 mod login_burst;
 mod low_findings;
