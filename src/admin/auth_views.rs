@@ -16,6 +16,51 @@ const LOGIN_FAILED: &str = "Please enter the correct username and password for a
                             account. Note that both fields may be case-sensitive.";
 const LOCKED_OUT: &str = "Too many failed login attempts. Please try again later.";
 const REQUIRED: &str = "This field is required.";
+const OLD_PASSWORD_WRONG: &str =
+    "Your old password was entered incorrectly. Please enter it again.";
+
+/// Re-authentication for changes to one's own account (password, username): the
+/// logged-in user's password, checked like the login form's (the same throttle keys, a
+/// place in the bounded argon2 queue, no pooled connection held while argon2 runs).
+/// Returns the form error when refused, None when the password is right.
+pub(crate) async fn reauthenticate(
+    ctx: &mut Ctx<'_>,
+    password: &str,
+    wrong: &'static str,
+) -> Result<Option<&'static str>> {
+    if password.is_empty() {
+        return Ok(Some(REQUIRED));
+    }
+    let phc: String = ctx
+        .db
+        .query_one(
+            "SELECT password_hash FROM users WHERE id = $1",
+            &[&ctx.user.id],
+        )
+        .await?
+        .get(0);
+    let admin = ctx.admin;
+    let Some(_permit) = admin.login_permit() else {
+        return Err(super::AdminError::Busy);
+    };
+    // The old password is a password oracle too: throttled like the login form.
+    let policy = admin.policy();
+    let keys = throttle::Keys::new(&ctx.user.username, ctx.req.client_addr);
+    let reservation = throttle::reserve(&**ctx.db, &keys, &policy).await?;
+    if !reservation.allowed {
+        return Ok(Some(LOCKED_OUT));
+    }
+    let verified = ctx
+        .without_db(admin.verify_password(SecretString::from(password.to_owned()), phc))
+        .await?;
+    if verified {
+        throttle::succeeded(&**ctx.db, &keys, &policy).await?;
+        Ok(None)
+    } else {
+        throttle::record_failure(&**ctx.db, &reservation, &policy).await?;
+        Ok(Some(wrong))
+    }
+}
 
 /// `GET` and `POST /admin/login/`.
 pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
@@ -246,7 +291,7 @@ fn log_safe(username: &str) -> String {
     out
 }
 
-fn session_cookie(admin: &AdminState, token: &str) -> String {
+pub(crate) fn session_cookie(admin: &AdminState, token: &str) -> String {
     admin.cookies.set(
         admin.cookies.session,
         token,
@@ -320,32 +365,8 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
         }
     }
     if errors.is_empty() {
-        let phc: String = ctx
-            .db
-            .query_one(
-                "SELECT password_hash FROM users WHERE id = $1",
-                &[&ctx.user.id],
-            )
-            .await?
-            .get(0);
-        // The old password is a password oracle too: throttled like the login form.
-        let policy = ctx.admin.policy();
-        let keys = throttle::Keys::new(&ctx.user.username, ctx.req.client_addr);
-        let reservation = throttle::reserve(&**ctx.db, &keys, &policy).await?;
-        if !reservation.allowed {
-            errors.insert("old_password".into(), json!([LOCKED_OUT]));
-        } else if ctx
-            .admin
-            .verify_password(SecretString::from(old.to_owned()), phc)
-            .await
-        {
-            throttle::succeeded(&**ctx.db, &keys, &policy).await?;
-        } else {
-            throttle::record_failure(&**ctx.db, &reservation, &policy).await?;
-            errors.insert(
-                "old_password".into(),
-                json!(["Your old password was entered incorrectly. Please enter it again."]),
-            );
+        if let Some(problem) = reauthenticate(ctx, old, OLD_PASSWORD_WRONG).await? {
+            errors.insert("old_password".into(), json!([problem]));
         }
         let problems = password::validate_new(new1, new2, &ctx.user.username);
         if !problems.is_empty() {
@@ -357,10 +378,10 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
             .render("password_change", TITLE, json!({"errors": errors}))?
             .with_status(StatusCode::OK));
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(new1.to_owned()))
-        .await;
+        .without_db(admin.hash_password(SecretString::from(new1.to_owned())))
+        .await?;
     let user_id = ctx.user.id;
     let client_addr = ctx.req.client_addr;
     let actor = ctx.actor();

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
+use super::auth_views::{reauthenticate, session_cookie};
 use super::session;
 use super::web::{
     AdminError, Ctx, PER_PAGE, Page, Paging, Result, is_unique_violation, like_pattern,
@@ -18,6 +19,7 @@ use crate::auth::users::username_is_valid;
 
 const REQUIRED: &str = "This field is required.";
 const TAKEN: &str = "A user with that username already exists.";
+const OLD_PASSWORD_WRONG: &str = "Your password was entered incorrectly. Please enter it again.";
 const BAD_USERNAME: &str =
     "Enter a valid username: up to 150 letters, digits and @ . + - _ characters.";
 
@@ -200,10 +202,10 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
             json!({"username": username, "errors": errors}),
         );
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(password1.to_owned()))
-        .await;
+        .without_db(admin.hash_password(SecretString::from(password1.to_owned())))
+        .await?;
     let actor = ctx.actor();
     let tx = ctx.db.transaction().await?;
     let inserted = tx
@@ -260,6 +262,7 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     }
     let form = ctx.form();
     let username = form.get("username").trim().to_owned();
+    let before_username = before.username.clone();
     let wanted = UserRow {
         username: username.clone(),
         is_active: form.checked("is_active"),
@@ -287,6 +290,13 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
                     )]),
                 );
             }
+        }
+    }
+    // Renaming one's own account changes what one logs in with: confirm with the password.
+    if id == ctx.user.id && errors.is_empty() && wanted.username != before_username {
+        let password = form.get("current_password");
+        if let Some(problem) = reauthenticate(ctx, password, OLD_PASSWORD_WRONG).await? {
+            errors.insert("current_password".into(), json!([problem]));
         }
     }
     let actor = ctx.actor();
@@ -366,10 +376,13 @@ async fn superuser_remains(client: &impl GenericClient) -> Result<bool> {
         .get(0))
 }
 
-/// `GET`/`POST /admin/users/<id>/password/`: set a user's password (no old one needed).
+/// `GET`/`POST /admin/users/<id>/password/`: set a user's password. Another user's needs
+/// no old password (a superuser may reset it); one's own does, as on the password-change
+/// page: whoever finds a superuser's browser unattended cannot take the account over.
 pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     ctx.require_superuser()?;
     let target = find(&**ctx.db, id).await?;
+    let is_self = id == ctx.user.id;
     let title = format!(
         "Change password: {} | Greeter administration",
         target.username
@@ -378,7 +391,7 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "user_password",
             &title,
-            json!({"target": target.to_json(), "errors": {}}),
+            json!({"target": target.to_json(), "is_self": is_self, "errors": {}}),
         );
     }
     let form = ctx.form();
@@ -395,27 +408,39 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
             errors.insert("password2".into(), json!(problems));
         }
     }
+    if is_self && errors.is_empty() {
+        let old = form.get("old_password");
+        if let Some(problem) = reauthenticate(ctx, old, OLD_PASSWORD_WRONG).await? {
+            errors.insert("old_password".into(), json!([problem]));
+        }
+    }
     if !errors.is_empty() {
         return ctx.render(
             "user_password",
             &title,
-            json!({"target": target.to_json(), "errors": errors}),
+            json!({"target": target.to_json(), "is_self": is_self, "errors": errors}),
         );
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(password1.to_owned()))
-        .await;
-    let keep = (id == ctx.user.id).then(|| ctx.session_token.clone());
+        .without_db(admin.hash_password(SecretString::from(password1.to_owned())))
+        .await?;
     let actor = ctx.actor();
+    let client_addr = ctx.req.client_addr;
     let tx = ctx.db.transaction().await?;
     tx.execute(
         "UPDATE users SET password_hash = $2 WHERE id = $1",
         &[&id, &hash],
     )
     .await?;
-    // Whoever is logged in with the old password is logged out.
-    session::delete_for_user(&*tx, id, keep.as_deref()).await?;
+    // Whoever is logged in with the old password is logged out; one's own browser gets a
+    // new session (as after a password change), another user's sessions all end.
+    let rotated = if is_self {
+        Some(session::create(&*tx, id, client_addr).await?)
+    } else {
+        None
+    };
+    session::delete_for_user(&*tx, id, rotated.as_deref()).await?;
     audit::record(
         &*tx,
         &actor,
@@ -430,11 +455,15 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     )
     .await?;
     tx.commit().await?;
-    Ok(ctx.redirect_with(
+    let page = ctx.redirect_with(
         &format!("/admin/users/{id}/"),
         "success",
         "Password changed successfully.",
-    ))
+    );
+    Ok(match rotated {
+        Some(token) => page.with_cookie(session_cookie(ctx.admin, &token)),
+        None => page,
+    })
 }
 
 /// `GET` (confirmation) and `POST /admin/users/<id>/delete/`.

@@ -103,3 +103,148 @@ fn a_weak_bootstrap_password_fails_naming_the_variable() {
     assert!(stderr.contains("too easy to guess"), "{stderr}");
     assert!(!stderr.contains(WEAK_BUT_LONG), "never printed: {stderr}");
 }
+
+async fn user_id(app: &crate::helpers::TestApp, username: &str) -> i64 {
+    app.db()
+        .await
+        .query_one("SELECT id FROM users WHERE username = $1", &[&username])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn password_hash(app: &crate::helpers::TestApp, id: i64) -> String {
+    app.db()
+        .await
+        .query_one("SELECT password_hash FROM users WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+const NEW_PASSWORD: &str = "an entirely fresh passphrase";
+
+/// A superuser's own password, set through the users' set-password page, needs the
+/// current one, like the password-change page: an unattended browser is not enough.
+#[tokio::test]
+async fn setting_ones_own_password_needs_the_current_one() {
+    let app = spawn_app().await;
+    let client = logged_in_admin(&app).await;
+    let other_device = browser();
+    assert_eq!(
+        login_as(&app, &other_device, ADMIN, ADMIN_PASSWORD)
+            .await
+            .status(),
+        302
+    );
+    let id = user_id(&app, ADMIN).await;
+    let page = format!("/admin/users/{id}/password/");
+    let (_, html) = get(&app, &client, &page).await;
+    assert!(html.contains(r#"name="old_password""#), "{html}");
+    let before = password_hash(&app, id).await;
+    for (old, error) in [
+        ("", "This field is required."),
+        ("not my password at all", "entered incorrectly"),
+    ] {
+        let r = submit(
+            &app,
+            &client,
+            &page,
+            &page,
+            &[
+                ("old_password", old),
+                ("password1", NEW_PASSWORD),
+                ("password2", NEW_PASSWORD),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{old:?}");
+        let html = r.text().await.unwrap();
+        let at = html.find(r#"id="id_old_password-errors""#).expect("an error");
+        assert!(html[at..].contains(error), "{error}");
+        assert_eq!(password_hash(&app, id).await, before, "unchanged");
+    }
+    let r = submit(
+        &app,
+        &client,
+        &page,
+        &page,
+        &[
+            ("old_password", ADMIN_PASSWORD),
+            ("password1", NEW_PASSWORD),
+            ("password2", NEW_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 302);
+    assert_ne!(password_hash(&app, id).await, before);
+    // This browser got a new session and stays in; the other device is out.
+    assert_eq!(get(&app, &client, "/admin/").await.0, 200);
+    assert_eq!(get(&app, &other_device, "/admin/").await.0, 302);
+
+    // Another user's password needs no old one (a superuser may reset it).
+    let other = app.create_user("zed", "zeds old passphrase", true, false).await;
+    let page = format!("/admin/users/{other}/password/");
+    let (_, html) = get(&app, &client, &page).await;
+    assert!(!html.contains(r#"name="old_password""#));
+    let r = submit(
+        &app,
+        &client,
+        &page,
+        &page,
+        &[("password1", NEW_PASSWORD), ("password2", NEW_PASSWORD)],
+    )
+    .await;
+    assert_eq!(r.status(), 302);
+    app.shutdown().await;
+}
+
+/// Renaming one's own account changes what one logs in with: it needs the password.
+#[tokio::test]
+async fn renaming_ones_own_account_needs_the_password() {
+    let app = spawn_app().await;
+    let client = logged_in_admin(&app).await;
+    let id = user_id(&app, ADMIN).await;
+    let page = format!("/admin/users/{id}/");
+    let fields = |password: &'static str| {
+        vec![
+            ("username", "boss"),
+            ("is_active", "on"),
+            ("is_staff", "on"),
+            ("is_superuser", "on"),
+            ("current_password", password),
+        ]
+    };
+    for (password, error) in [
+        ("", "This field is required."),
+        ("a wrong guess here", "entered incorrectly"),
+    ] {
+        let r = submit(&app, &client, &page, &page, &fields(password)).await;
+        assert_eq!(r.status(), 200, "{password:?}");
+        let html = r.text().await.unwrap();
+        let at = html
+            .find(r#"id="id_current_password-errors""#)
+            .expect("an error");
+        assert!(html[at..].contains(error), "{error}");
+    }
+    assert_eq!(user_id(&app, ADMIN).await, id, "not renamed");
+    let r = submit(&app, &client, &page, &page, &fields(ADMIN_PASSWORD)).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(user_id(&app, "boss").await, id);
+    // Saving one's own account unchanged needs no password.
+    let r = submit(
+        &app,
+        &client,
+        &page,
+        &page,
+        &[
+            ("username", "boss"),
+            ("is_active", "on"),
+            ("is_staff", "on"),
+            ("is_superuser", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 302);
+    app.shutdown().await;
+}
