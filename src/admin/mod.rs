@@ -151,11 +151,13 @@ impl AdminState {
 
     /// Verify a password with argon2 on the bounded hashing pool (off the runtime).
     async fn verify_password(&self, password: secrecy::SecretString, phc: String) -> bool {
+        tracing::debug!("argon2: checking a password");
         crate::auth::password::verify_async(password, phc).await
     }
 
     /// Hash a password with argon2 on the bounded hashing pool (off the runtime).
     async fn hash_password(&self, password: secrecy::SecretString) -> String {
+        tracing::debug!("argon2: hashing a password");
         crate::auth::password::hash_async(password).await
     }
 

@@ -7,14 +7,18 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::Stdio;
+use std::time::Duration;
 
 use crate::admin_support::*;
-use crate::helpers::{binary, server_env, spawn_app};
+use crate::helpers::{ServerProcess, binary, server_env, spawn_app, wait_for};
 use crate::postgres::{self, TEMPLATE_DB};
 
 /// Long enough and outside the old 40-word list, so the old rule accepted it; zxcvbn
 /// scores it 2 of 4 ("similar to a commonly used password").
 const WEAK_BUT_LONG: &str = "Password12345!";
+
+/// Generous: only a server that never gets there hits it.
+const NEVER: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_long_but_guessable_password_is_refused_with_zxcvbn_feedback() {
@@ -247,4 +251,171 @@ async fn renaming_ones_own_account_needs_the_password() {
     .await;
     assert_eq!(r.status(), 302);
     app.shutdown().await;
+}
+
+/// Lines of a child's stdout, collected by a thread as they come.
+struct LogLines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl LogLines {
+    fn follow(stdout: std::process::ChildStdout) -> Self {
+        use std::io::BufRead;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self(lines)
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
+/// GET `page` for its CSRF token, then POST `fields` with it to `action` on `base`.
+async fn post_form(
+    client: &reqwest::Client,
+    base: &str,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Result<reqwest::Response> {
+    let html = client
+        .get(format!("{base}{page}"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let token = csrf_token(&html);
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.push(("csrf_token", &token));
+    client
+        .post(format!("{base}{action}"))
+        .form(&form)
+        .send()
+        .await
+}
+
+/// An argon2id PHC string whose check does not end within a test: the stored hash's
+/// parameters are the ones a check uses, and t = 2^32-1 passes take hours (over 8 KiB,
+/// so it costs one core, no memory).
+const ENDLESS_PHC: &str =
+    "$argon2id$v=19$m=8,t=4294967295,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+
+/// Pen-test finding 2, on the logged-in password pages: a password change (its old
+/// password check) and a set-password (its hash) give their pooled connection back while
+/// argon2 queues and runs. The real binary with a pool of 2: two password changes stuck
+/// in argon2 for good, then two set-passwords queued behind them on the hashing threads;
+/// other pages still get a connection (before: they waited 3 s and got a 503).
+#[tokio::test]
+async fn password_pages_hold_no_connection_while_argon2_runs() {
+    use secrecy::SecretString;
+    const POOL: usize = 2;
+    let server = postgres::shared().clone();
+    let db_name = server.create_database(Some(TEMPLATE_DB)).await;
+    let db = greeter::db::connect(&server.settings(&db_name)).await.unwrap();
+    let hash = greeter::auth::password::hash(&SecretString::from(ADMIN_PASSWORD.to_owned()));
+    db.execute(
+        "INSERT INTO users (username, password_hash, is_staff, is_superuser)
+         VALUES ('admin', $1, TRUE, TRUE), ('zed', $1, TRUE, FALSE)",
+        &[&hash],
+    )
+    .await
+    .unwrap();
+    let mut process = ServerProcess::start_with(
+        &server,
+        &db_name,
+        &[
+            ("DATABASE_POOL_MAX", &POOL.to_string()),
+            ("RUST_LOG", "info,greeter::admin=debug"),
+        ],
+    )
+    .await;
+    let log = LogLines::follow(process.child.stdout.take().unwrap());
+    let base = format!("http://{}", process.address);
+    let client = browser();
+    let r = post_form(
+        &client,
+        &base,
+        "/admin/login/",
+        "/admin/login/",
+        &[("username", ADMIN), ("password", ADMIN_PASSWORD)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 302, "logged in");
+    db.execute(
+        "UPDATE users SET password_hash = $1 WHERE username = 'admin'",
+        &[&ENDLESS_PHC],
+    )
+    .await
+    .unwrap();
+
+    // Enough endless checks to occupy every hashing thread (at most the pair limit, 5).
+    let stuck = greeter::auth::password::hash_threads().clamp(POOL, 5);
+    // The login's own check was logged already.
+    let checks_before = log.count("argon2: checking a password");
+    let mut requests = Vec::new();
+    for _ in 0..stuck {
+        let (client, base) = (client.clone(), base.clone());
+        requests.push(tokio::spawn(async move {
+            let page = "/admin/password_change/";
+            let _ = post_form(
+                &client,
+                &base,
+                page,
+                page,
+                &[
+                    ("old_password", "a guess at the old one"),
+                    ("new_password1", NEW_PASSWORD),
+                    ("new_password2", NEW_PASSWORD),
+                ],
+            )
+            .await;
+        }));
+    }
+    wait_for("the password checks to start", NEVER, || async {
+        log.count("argon2: checking a password") >= checks_before + stuck
+    })
+    .await;
+    let r = client.get(format!("{base}/admin/")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a page while {stuck} password checks run");
+
+    let zed: i64 = db
+        .query_one("SELECT id FROM users WHERE username = 'zed'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    for _ in 0..POOL {
+        let (client, base) = (client.clone(), base.clone());
+        requests.push(tokio::spawn(async move {
+            let page = format!("/admin/users/{zed}/password/");
+            let _ = post_form(
+                &client,
+                &base,
+                &page,
+                &page,
+                &[("password1", NEW_PASSWORD), ("password2", NEW_PASSWORD)],
+            )
+            .await;
+        }));
+    }
+    wait_for("the new passwords to queue for hashing", NEVER, || async {
+        log.count("argon2: hashing a password") >= POOL
+    })
+    .await;
+    let r = client.get(format!("{base}/admin/")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a page while {POOL} new passwords wait for argon2");
+    for request in &requests {
+        request.abort();
+    }
+    drop(process);
 }

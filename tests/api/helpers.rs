@@ -200,8 +200,14 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(server: &Server, db_name: &str) -> Self {
+        Self::start_with(server, db_name, &[]).await
+    }
+
+    /// Like [`ServerProcess::start`], with `extra` variables set too.
+    pub async fn start_with(server: &Server, db_name: &str, extra: &[(&str, &str)]) -> Self {
         let port = postgres::free_port();
         let mut env = server_env(server, db_name);
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
         env.insert(
             "METRICS_ADDR".into(),
