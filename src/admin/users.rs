@@ -20,6 +20,7 @@ use crate::auth::users::username_is_valid;
 const REQUIRED: &str = "This field is required.";
 const TAKEN: &str = "A user with that username already exists.";
 const OLD_PASSWORD_WRONG: &str = "Your password was entered incorrectly. Please enter it again.";
+const LAST_SUPERUSER: &str = "At least one active staff superuser must remain.";
 const BAD_USERNAME: &str =
     "Enter a valid username: up to 150 letters, digits and @ . + - _ characters.";
 
@@ -325,10 +326,7 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
             }
             Err(e) => return Err(e.into()),
             Ok(_) if !superuser_remains(&*tx).await? => {
-                errors.insert(
-                    "is_superuser".into(),
-                    json!(["At least one active staff superuser must remain."]),
-                );
+                errors.insert("is_superuser".into(), json!([LAST_SUPERUSER]));
                 None
             }
             Ok(_) => {
@@ -345,8 +343,16 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
                     },
                 )
                 .await?;
-                tx.commit().await?;
-                Some(())
+                // The database's own guard (V3) has the last word, at commit: a delete or
+                // demotion that committed meanwhile makes this one the one refused.
+                match tx.commit().await {
+                    Err(e) if is_last_superuser_violation(&e) => {
+                        errors.insert("is_superuser".into(), json!([LAST_SUPERUSER]));
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(()) => Some(()),
+                }
             }
         }
     } else {
@@ -364,6 +370,14 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         &title,
         json!({"target": wanted.to_json(), "is_self": id == ctx.user.id, "errors": errors}),
     )
+}
+
+/// The error of the database's "one active staff superuser" guard (migration V3).
+fn is_last_superuser_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+        && e
+            .as_db_error()
+            .is_some_and(|d| d.constraint() == Some("users_one_active_superuser"))
 }
 
 async fn superuser_remains(client: &impl GenericClient) -> Result<bool> {
@@ -502,7 +516,16 @@ pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         },
     )
     .await?;
-    tx.commit().await?;
+    match tx.commit().await {
+        Err(e) if is_last_superuser_violation(&e) => {
+            return Ok(ctx.redirect_with(
+                &format!("/admin/users/{id}/"),
+                "error",
+                LAST_SUPERUSER,
+            ));
+        }
+        other => other?,
+    }
     Ok(ctx.redirect_with(
         "/admin/users/",
         "success",

@@ -419,3 +419,202 @@ async fn password_pages_hold_no_connection_while_argon2_runs() {
     }
     drop(process);
 }
+
+/// Two superusers, `admin` and `bea`; returns a client of the database.
+async fn two_superusers(db_name: &str) -> tokio_postgres::Client {
+    let server = postgres::shared().clone();
+    let db = greeter::db::connect(&server.settings(db_name)).await.unwrap();
+    db.execute(
+        "INSERT INTO users (username, password_hash, is_staff, is_superuser)
+         VALUES ('admin', 'x', TRUE, TRUE), ('bea', 'x', TRUE, TRUE)",
+        &[],
+    )
+    .await
+    .unwrap();
+    db
+}
+
+async fn active_superusers(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM users WHERE is_active AND is_staff AND is_superuser",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// The race of the pen test, directly in SQL: one transaction deletes one superuser,
+/// another demotes the other, both commit at once. The database refuses one of them,
+/// at every isolation level.
+#[tokio::test]
+async fn concurrent_delete_and_demotion_leave_an_active_superuser() {
+    let server = postgres::shared().clone();
+    for isolation in ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"] {
+        let db_name = server.create_database(Some(TEMPLATE_DB)).await;
+        let check = two_superusers(&db_name).await;
+        let one = greeter::db::connect(&server.settings(&db_name)).await.unwrap();
+        let two = greeter::db::connect(&server.settings(&db_name)).await.unwrap();
+        one.batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL {isolation}; DELETE FROM users WHERE username = 'bea'"
+        ))
+        .await
+        .unwrap();
+        two.batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL {isolation};
+             UPDATE users SET is_superuser = FALSE WHERE username = 'admin'"
+        ))
+        .await
+        .unwrap();
+        let (a, b) = tokio::join!(one.batch_execute("COMMIT"), two.batch_execute("COMMIT"));
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "{isolation}: exactly one may commit: {a:?} {b:?}"
+        );
+        let refused = a.err().or(b.err()).unwrap();
+        let code = refused.code().unwrap().code().to_owned();
+        // READ COMMITTED: the guard's own error; the others may fail as a serialization
+        // failure first.
+        assert!(
+            ["23514", "40001"].contains(&code.as_str()),
+            "{isolation}: {refused:?}"
+        );
+        assert_eq!(active_superusers(&check).await, 1, "{isolation}");
+    }
+}
+
+/// The guard is checked at commit: a swap inside one transaction is fine, removing the
+/// last one is not, and a superuser's login (last_login) never touches the guard.
+#[tokio::test]
+async fn the_guard_allows_swaps_and_refuses_the_last_removal() {
+    let server = postgres::shared().clone();
+    let db_name = server.create_database(Some(TEMPLATE_DB)).await;
+    let db = two_superusers(&db_name).await;
+    db.batch_execute(
+        "BEGIN;
+         UPDATE users SET is_superuser = FALSE WHERE username IN ('admin', 'bea');
+         INSERT INTO users (username, password_hash, is_staff, is_superuser)
+         VALUES ('cid', 'x', TRUE, TRUE);
+         COMMIT",
+    )
+    .await
+    .expect("a swap within one transaction");
+    let e = db
+        .batch_execute("UPDATE users SET is_active = FALSE WHERE username = 'cid'")
+        .await
+        .expect_err("the last active superuser stays");
+    assert_eq!(
+        e.as_db_error().and_then(|d| d.constraint()),
+        Some("users_one_active_superuser")
+    );
+    db.batch_execute("DELETE FROM users WHERE username = 'cid'")
+        .await
+        .expect_err("the last superuser cannot be deleted");
+    db.batch_execute("UPDATE users SET last_login = now() WHERE username = 'cid'")
+        .await
+        .unwrap();
+    let guarded: String = db
+        .query_one("SELECT changed_at::text FROM admin_superuser_guard", &[])
+        .await
+        .unwrap()
+        .get(0);
+    db.batch_execute("UPDATE users SET last_login = now() WHERE username = 'cid'")
+        .await
+        .unwrap();
+    let after: String = db
+        .query_one("SELECT changed_at::text FROM admin_superuser_guard", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(guarded, after, "a login does not queue on the guard");
+    assert_eq!(active_superusers(&db).await, 1);
+}
+
+/// Whether some other backend of this database waits for a lock.
+async fn someone_waits_for_a_lock(db: &tokio_postgres::Client) -> bool {
+    db.query_one(
+        "SELECT count(*) > 0 FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Through the admin: while `admin` demotes (or deletes) `bea`, a psql session demotes
+/// `admin` and commits first. The admin's request, waiting on the guard, is refused with
+/// the form error the page already shows (or the error message, for a delete), not a 500.
+#[tokio::test]
+async fn the_admin_shows_the_guards_refusal_as_a_form_error() {
+    let app = spawn_app().await;
+    let client = logged_in_admin(&app).await;
+    let bea = app.create_user("bea", "beas long passphrase", true, true).await;
+    let psql = app.db().await;
+    let watcher = app.db().await;
+    for action in ["demote", "delete"] {
+        // (The first demotion below committed: admin is a superuser again for the next.)
+        psql.batch_execute("UPDATE users SET is_superuser = TRUE WHERE username = 'admin'")
+            .await
+            .unwrap();
+        psql.batch_execute(
+            "BEGIN; UPDATE users SET is_superuser = FALSE WHERE username = 'admin';
+             -- What its commit would do first: now it holds the guard until COMMIT.
+             UPDATE admin_superuser_guard SET changed_at = now()",
+        )
+        .await
+        .unwrap();
+        let (page, fields): (String, Vec<(&str, &str)>) = match action {
+            "demote" => (
+                format!("/admin/users/{bea}/"),
+                vec![("username", "bea"), ("is_active", "on"), ("is_staff", "on")],
+            ),
+            _ => (format!("/admin/users/{bea}/delete/"), vec![]),
+        };
+        let (status, html) = get(&app, &client, &page).await;
+        assert_eq!(status, 200, "{html}");
+        let token = csrf_token(&html);
+        let mut form = fields.clone();
+        form.push(("csrf_token", &token));
+        let request = client.post(app.url(&page)).form(&form).send();
+        let task = tokio::spawn(async move {
+            let r = request.await.unwrap();
+            let status = r.status().as_u16();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned());
+            (status, location, r.text().await.unwrap())
+        });
+        // The admin's commit queues behind the psql session on the guard row (or, without
+        // a guard, simply finishes).
+        wait_for("the admin's commit to wait for the guard", NEVER, || async {
+            task.is_finished() || someone_waits_for_a_lock(&watcher).await
+        })
+        .await;
+        psql.batch_execute("COMMIT").await.expect("psql commits first");
+        let (status, location, body) = task.await.unwrap();
+        match action {
+            "demote" => {
+                assert_eq!(status, 200, "{action}: {body}");
+                let at = body
+                    .find(r#"id="id_is_superuser-errors""#)
+                    .expect("a form error");
+                assert!(body[at..].contains("At least one active staff superuser must remain."));
+            }
+            _ => {
+                assert_eq!(status, 302, "{action}: {body}");
+                assert_eq!(location.as_deref(), Some(&*format!("/admin/users/{bea}/")));
+                let left: i64 = psql
+                    .query_one("SELECT count(*) FROM users WHERE id = $1", &[&bea])
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert_eq!(left, 1, "bea was not deleted");
+            }
+        }
+        assert_eq!(active_superusers(&psql).await, 1, "{action}");
+    }
+    app.shutdown().await;
+}
