@@ -244,7 +244,11 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
     {
         session::delete(&**db, old).await?;
     }
-    let token = session::create(&**db, user_id, req.client_addr).await?;
+    let origin = session::Origin {
+        client_addr: req.client_addr,
+        headers: &req.headers,
+    };
+    let token = session::create(&**db, user_id, &origin).await?;
     db.execute(
         "UPDATE users SET last_login = now() WHERE id = $1",
         &[&user_id],
@@ -348,7 +352,9 @@ pub(crate) async fn logout(ctx: &mut Ctx<'_>) -> Result<Page> {
 pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     const TITLE: &str = "Password change | Greeter administration";
     if !ctx.req.is_post() {
-        return ctx.render("password_change", TITLE, json!({"errors": {}}));
+        let mut data = super::sessions_list::for_page(ctx).await?;
+        data["errors"] = json!({});
+        return ctx.render("password_change", TITLE, data);
     }
     let form = ctx.form();
     let old = form.get("old_password");
@@ -374,8 +380,10 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
         }
     }
     if !errors.is_empty() {
+        let mut data = super::sessions_list::for_page(ctx).await?;
+        data["errors"] = Value::Object(errors);
         return Ok(ctx
-            .render("password_change", TITLE, json!({"errors": errors}))?
+            .render("password_change", TITLE, data)?
             .with_status(StatusCode::OK));
     }
     let admin = ctx.admin;
@@ -393,7 +401,11 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     .await?;
     // Rotate this session and end every other one: whoever knew the old password
     // (and may have logged in with it) is out.
-    let token = session::create(&*tx, user_id, client_addr).await?;
+    let origin = session::Origin {
+        client_addr,
+        headers: &ctx.req.headers,
+    };
+    let token = session::create(&*tx, user_id, &origin).await?;
     session::delete_for_user(&*tx, user_id, Some(&token)).await?;
     audit::record(
         &*tx,

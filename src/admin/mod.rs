@@ -12,6 +12,7 @@ mod pages;
 mod render;
 mod security;
 mod session;
+mod sessions_list;
 mod throttle;
 mod users;
 mod web;

@@ -450,7 +450,11 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     // Whoever is logged in with the old password is logged out; one's own browser gets a
     // new session (as after a password change), another user's sessions all end.
     let rotated = if is_self {
-        Some(session::create(&*tx, id, client_addr).await?)
+        let origin = session::Origin {
+            client_addr,
+            headers: &ctx.req.headers,
+        };
+        Some(session::create(&*tx, id, &origin).await?)
     } else {
         None
     };

@@ -381,13 +381,15 @@ async fn route(app: &AppState, req: &AdminRequest) -> Result<Page> {
 
 /// The logged-in pages.
 async fn dispatch(ctx: &mut Ctx<'_>, segments: &[&str]) -> Result<Page> {
-    use super::{auth_views, greetings, pages, users};
+    use super::{auth_views, greetings, pages, sessions_list, users};
     let post = ctx.req.is_post();
     let get = !post;
     match segments {
         [] if get => pages::index(ctx).await,
         ["logout"] if post => auth_views::logout(ctx).await,
         ["password_change"] => auth_views::password_change(ctx).await,
+        ["sessions", "end_others"] if post => sessions_list::end_others(ctx).await,
+        ["sessions", id, "end"] if post => sessions_list::end_one(ctx, parse_id(id)?).await,
         ["settings"] if get => pages::settings(ctx),
         ["users"] if get => users::list(ctx).await,
         ["users", "add"] => users::add(ctx).await,

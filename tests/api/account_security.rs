@@ -618,3 +618,137 @@ async fn the_admin_shows_the_guards_refusal_as_a_form_error() {
     }
     app.shutdown().await;
 }
+
+/// A browser with its own cookies and `User-Agent`.
+fn browser_named(user_agent: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .user_agent(user_agent)
+        .build()
+        .unwrap()
+}
+
+/// The ids in the page's "End session" forms.
+fn end_session_ids(html: &str) -> Vec<i64> {
+    html.match_indices(r#"action="/admin/sessions/"#)
+        .filter_map(|(at, m)| {
+            let rest = &html[at + m.len()..];
+            rest.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// ASVS 3.3.4: the password-change page lists one's live sessions (when, where, which
+/// browser) and ends one or all the others, effective at the next request; CSRF-checked,
+/// and only one's own.
+#[tokio::test]
+async fn the_password_change_page_lists_and_ends_other_sessions() {
+    let app = spawn_app().await;
+    app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
+    app.create_user("olga", "olgas long passphrase", true, false)
+        .await;
+    let mut browsers = Vec::new();
+    for name in ["Laptop-Firefox/1", "Phone-Safari/2", "Tablet-Chrome/3"] {
+        let b = browser_named(name);
+        assert_eq!(login_as(&app, &b, ADMIN, ADMIN_PASSWORD).await.status(), 302);
+        browsers.push(b);
+    }
+    let olga = browser_named("Olgas-Browser/1");
+    assert_eq!(
+        login_as(&app, &olga, "olga", "olgas long passphrase")
+            .await
+            .status(),
+        302
+    );
+    let [laptop, phone, tablet] = &browsers[..] else {
+        unreachable!()
+    };
+    let (status, html) = get(&app, laptop, "/admin/password_change/").await;
+    assert_eq!(status, 200);
+    for agent in ["Laptop-Firefox/1", "Phone-Safari/2", "Tablet-Chrome/3"] {
+        assert!(html.contains(agent), "{agent} listed");
+    }
+    assert!(!html.contains("Olgas-Browser"), "only one's own sessions");
+    assert!(html.contains("127.0.0.1"));
+    assert!(html.contains("This session"));
+    let ids = end_session_ids(&html);
+    // The two others (newest first: the tablet's), and the "end all others" form.
+    assert_eq!(ids.len(), 2, "{html}");
+    assert!(html.contains(r#"action="/admin/sessions/end_others/""#));
+
+    // Without the CSRF token: refused, nothing ended.
+    let r = laptop
+        .post(app.url(&format!("/admin/sessions/{}/end/", ids[0])))
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(get(&app, tablet, "/admin/").await.0, 200);
+
+    // End the tablet's session: its very next request is logged out.
+    let token = csrf_token(&html);
+    let r = laptop
+        .post(app.url(&format!("/admin/sessions/{}/end/", ids[0])))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), "/admin/password_change/");
+    assert!(follow(&app, laptop, &r).await.contains("The session was ended."));
+    let r = tablet.get(app.url("/admin/")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with("/admin/login/"));
+    assert_eq!(get(&app, phone, "/admin/").await.0, 200, "the others stay");
+
+    // Someone else's session id is not found, and stays.
+    let olga_session: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT s.id FROM admin_sessions s JOIN users u ON u.id = s.user_id
+             WHERE u.username = 'olga'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let r = laptop
+        .post(app.url(&format!("/admin/sessions/{olga_session}/end/")))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(get(&app, &olga, "/admin/").await.0, 200);
+
+    // End all the others: the phone is out, the laptop stays in.
+    let r = submit(
+        &app,
+        laptop,
+        "/admin/password_change/",
+        "/admin/sessions/end_others/",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 302);
+    assert!(
+        follow(&app, laptop, &r)
+            .await
+            .contains("Your other session was ended.")
+    );
+    assert_eq!(get(&app, phone, "/admin/").await.0, 302);
+    assert_eq!(get(&app, laptop, "/admin/").await.0, 200);
+    let (_, html) = get(&app, laptop, "/admin/password_change/").await;
+    assert!(end_session_ids(&html).is_empty());
+    assert!(!html.contains("end_others"), "nothing left to end");
+    let ended = audit_actions(&app)
+        .await
+        .into_iter()
+        .filter(|(_, action, _)| action == "end_session")
+        .count();
+    assert_eq!(ended, 2);
+    app.shutdown().await;
+}
