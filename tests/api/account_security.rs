@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::admin_support::*;
-use crate::helpers::{ServerProcess, binary, server_env, spawn_app, wait_for};
+use crate::helpers::{LogLines, ServerProcess, binary, server_env, spawn_app, wait_for};
 use crate::postgres::{self, TEMPLATE_DB};
 
 /// Long enough and outside the old 40-word list, so the old rule accepted it; zxcvbn
@@ -251,33 +251,6 @@ async fn renaming_ones_own_account_needs_the_password() {
     .await;
     assert_eq!(r.status(), 302);
     app.shutdown().await;
-}
-
-/// Lines of a child's stdout, collected by a thread as they come.
-struct LogLines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl LogLines {
-    fn follow(stdout: std::process::ChildStdout) -> Self {
-        use std::io::BufRead;
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self(lines)
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
 }
 
 /// GET `page` for its CSRF token, then POST `fields` with it to `action` on `base`.

@@ -25,6 +25,7 @@ mod admin_support;
 mod admin_throttle;
 mod admin_users;
 mod account_security;
+mod accept_backoff;
 mod connections;
 mod login_burst;
 mod low_findings;
