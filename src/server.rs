@@ -74,6 +74,10 @@ pub async fn serve(
         // Pings find dead peers; the idle watchdog below closes quiet live ones.
         .keep_alive_interval(Some(network.idle_timeout / 2))
         .keep_alive_timeout(Duration::from_secs(20));
+    // HTTP/1.1 only unless h2c is wanted (HTTP2_CLEARTEXT): then the first bytes decide.
+    if !network.http2_cleartext {
+        builder = builder.http1_only();
+    }
     let network = Arc::new(network);
     let limits = Arc::new(ConnectionLimits::new(&network));
     let graceful = GracefulShutdown::new();
@@ -131,7 +135,9 @@ pub async fn serve(
         let (first, idle) = (network.header_read_timeout, network.idle_timeout);
         tokio::spawn(async move {
             let _slot = slot;
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            // No upgrades: nothing here speaks WebSocket, and with them hyper-util would
+            // ignore http1_only.
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 result = watcher.watch(connection) => {
                     if let Err(e) = result {

@@ -26,6 +26,7 @@ mod admin_throttle;
 mod admin_users;
 mod account_security;
 mod accept_backoff;
+mod h2c;
 mod connections;
 mod login_burst;
 mod low_findings;
