@@ -518,12 +518,26 @@ mod tests {
         }));
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let a = limits.admit(ip("2001:db8:1:2::1"), false).unwrap();
-        let _b = limits.admit(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), false).unwrap();
-        assert!(limits.admit(ip("2001:db8:1:2::3"), false).is_none(), "same /64");
-        assert!(limits.admit(ip("2001:db8:1:3::1"), false).is_some(), "next /64");
-        assert!(limits.admit(ip("2001:db8:1:2::4"), true).is_some(), "trusted proxy");
+        let _b = limits
+            .admit(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), false)
+            .unwrap();
+        assert!(
+            limits.admit(ip("2001:db8:1:2::3"), false).is_none(),
+            "same /64"
+        );
+        assert!(
+            limits.admit(ip("2001:db8:1:3::1"), false).is_some(),
+            "next /64"
+        );
+        assert!(
+            limits.admit(ip("2001:db8:1:2::4"), true).is_some(),
+            "trusted proxy"
+        );
         drop(a);
-        assert!(limits.admit(ip("2001:db8:1:2::5"), false).is_some(), "room again");
+        assert!(
+            limits.admit(ip("2001:db8:1:2::5"), false).is_some(),
+            "room again"
+        );
         // IPv4 (and IPv4-mapped IPv6) per address.
         let _c = limits.admit(ip("192.0.2.1"), false).unwrap();
         let _d = limits.admit(ip("::ffff:192.0.2.1"), false).unwrap();

@@ -43,8 +43,7 @@ pub(crate) async fn end_one(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
 
 /// `POST /admin/sessions/end_others/`: end every session but this one.
 pub(crate) async fn end_others(ctx: &mut Ctx<'_>) -> Result<Page> {
-    let ended =
-        session::delete_for_user(&**ctx.db, ctx.user.id, Some(&ctx.session_token)).await?;
+    let ended = session::delete_for_user(&**ctx.db, ctx.user.id, Some(&ctx.session_token)).await?;
     record(ctx, None, &format!("{ended} other sessions")).await?;
     Ok(ctx.redirect_with(
         BACK,

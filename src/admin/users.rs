@@ -375,8 +375,7 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
 /// The error of the database's "one active staff superuser" guard (migration V3).
 fn is_last_superuser_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
-        && e
-            .as_db_error()
+        && e.as_db_error()
             .is_some_and(|d| d.constraint() == Some("users_one_active_superuser"))
 }
 
@@ -522,11 +521,7 @@ pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     .await?;
     match tx.commit().await {
         Err(e) if is_last_superuser_violation(&e) => {
-            return Ok(ctx.redirect_with(
-                &format!("/admin/users/{id}/"),
-                "error",
-                LAST_SUPERUSER,
-            ));
+            return Ok(ctx.redirect_with(&format!("/admin/users/{id}/"), "error", LAST_SUPERUSER));
         }
         other => other?,
     }

@@ -138,13 +138,17 @@ impl std::ops::Deref for Db {
     type Target = deadpool_postgres::ClientWrapper;
 
     fn deref(&self) -> &Self::Target {
-        self.0.as_ref().expect("the connection is only released inside without_db")
+        self.0
+            .as_ref()
+            .expect("the connection is only released inside without_db")
     }
 }
 
 impl std::ops::DerefMut for Db {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        self.0.as_mut().expect("the connection is only released inside without_db")
+        self.0
+            .as_mut()
+            .expect("the connection is only released inside without_db")
     }
 }
 

@@ -151,12 +151,22 @@ mod tests {
     #[test]
     fn weak_passwords_are_refused_with_zxcvbn_feedback() {
         for weak in ["aaaaaaaa", "P@ssw0rd", "Summer2024"] {
-            assert!(rejected(weak, "bob").iter().any(|p| p.contains("too short")));
+            assert!(
+                rejected(weak, "bob")
+                    .iter()
+                    .any(|p| p.contains("too short"))
+            );
         }
         // Long enough, still guessable: zxcvbn's warning is the form error.
         let problems = rejected("aaaaaaaaaaaaaaaa", "bob");
-        assert!(problems.iter().any(|p| p.contains("too easy to guess")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("Repeats like")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("too easy to guess")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("Repeats like")),
+            "{problems:?}"
+        );
         rejected("Password12345!", "bob");
         rejected("qwertyuiop1234", "bob");
         // The username (and the site's name) are guessable inputs.

@@ -27,7 +27,9 @@ fn cpu_time(pid: u32) -> Duration {
 }
 
 fn open_descriptors(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64
 }
 
 /// Lower the soft RLIMIT_NOFILE of a running process (the hard limit stays).
@@ -38,7 +40,12 @@ fn set_file_limit(pid: u32, soft: u64) {
     };
     // SAFETY: prlimit reads `new` and writes `old`, both valid for the call.
     let rc = unsafe {
-        libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old)
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
     };
     assert_eq!(rc, 0, "read the limit");
     let new = libc::rlimit {
@@ -47,9 +54,19 @@ fn set_file_limit(pid: u32, soft: u64) {
     };
     // SAFETY: as above.
     let rc = unsafe {
-        libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut())
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
     };
-    assert_eq!(rc, 0, "lower the limit: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "lower the limit: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 #[tokio::test]
@@ -75,23 +92,28 @@ async fn at_the_file_limit_accept_backs_off_and_recovers() {
     for _ in 0..8 {
         // The kernel completes these handshakes (the backlog) whether or not the
         // server can accept them.
-        held.push(tokio::net::TcpStream::connect(process.address).await.unwrap());
+        held.push(
+            tokio::net::TcpStream::connect(process.address)
+                .await
+                .unwrap(),
+        );
     }
     wait_for("accept to fail with EMFILE", NEVER, || async {
         log.count(r#""accept failed""#) >= 1
     })
     .await;
-    let (failures_at_start, cpu_at_start, started) =
-        (log.count(r#""accept failed""#), cpu_time(pid), Instant::now());
+    let (failures_at_start, cpu_at_start, started) = (
+        log.count(r#""accept failed""#),
+        cpu_time(pid),
+        Instant::now(),
+    );
     // A sampling window, not a wait for something to happen: what the server does at
     // EMFILE over it is measured (a backoff is idle whatever the machine's speed).
     tokio::time::sleep(WINDOW).await;
     let window = started.elapsed();
     let cpu = cpu_time(pid).saturating_sub(cpu_at_start);
     let attempts = log.count(r#""accept failed""#) - failures_at_start;
-    println!(
-        "at EMFILE: {attempts} accept attempts and {cpu:?} of CPU in {window:?} of backoff"
-    );
+    println!("at EMFILE: {attempts} accept attempts and {cpu:?} of CPU in {window:?} of backoff");
     // 20, 40, ... 640 ms, then 1 s: a loop retrying at once makes thousands.
     assert!(attempts <= 12, "{attempts} accept attempts: spinning");
     assert!(

@@ -38,10 +38,15 @@ async fn a_long_but_guessable_password_is_refused_with_zxcvbn_feedback() {
     .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    let at = html.find(r#"id="id_password2-errors""#).expect("a password error");
+    let at = html
+        .find(r#"id="id_password2-errors""#)
+        .expect("a password error");
     assert!(html[at..].contains("too easy to guess"), "{html}");
     // zxcvbn's own words (its warning and suggestions) are shown as well.
-    assert!(html[at..].contains("similar to a commonly used password"), "{html}");
+    assert!(
+        html[at..].contains("similar to a commonly used password"),
+        "{html}"
+    );
     assert!(html[at..].contains("Add another word or two"), "{html}");
     let users: i64 = app
         .db()
@@ -164,7 +169,9 @@ async fn setting_ones_own_password_needs_the_current_one() {
         .await;
         assert_eq!(r.status(), 200, "{old:?}");
         let html = r.text().await.unwrap();
-        let at = html.find(r#"id="id_old_password-errors""#).expect("an error");
+        let at = html
+            .find(r#"id="id_old_password-errors""#)
+            .expect("an error");
         assert!(html[at..].contains(error), "{error}");
         assert_eq!(password_hash(&app, id).await, before, "unchanged");
     }
@@ -187,7 +194,9 @@ async fn setting_ones_own_password_needs_the_current_one() {
     assert_eq!(get(&app, &other_device, "/admin/").await.0, 302);
 
     // Another user's password needs no old one (a superuser may reset it).
-    let other = app.create_user("zed", "zeds old passphrase", true, false).await;
+    let other = app
+        .create_user("zed", "zeds old passphrase", true, false)
+        .await;
     let page = format!("/admin/users/{other}/password/");
     let (_, html) = get(&app, &client, &page).await;
     assert!(!html.contains(r#"name="old_password""#));
@@ -294,7 +303,9 @@ async fn password_pages_hold_no_connection_while_argon2_runs() {
     const POOL: usize = 2;
     let server = postgres::shared().clone();
     let db_name = server.create_database(Some(TEMPLATE_DB)).await;
-    let db = greeter::db::connect(&server.settings(&db_name)).await.unwrap();
+    let db = greeter::db::connect(&server.settings(&db_name))
+        .await
+        .unwrap();
     let hash = greeter::auth::password::hash(&SecretString::from(ADMIN_PASSWORD.to_owned()));
     db.execute(
         "INSERT INTO users (username, password_hash, is_staff, is_superuser)
@@ -386,7 +397,11 @@ async fn password_pages_hold_no_connection_while_argon2_runs() {
     })
     .await;
     let r = client.get(format!("{base}/admin/")).send().await.unwrap();
-    assert_eq!(r.status(), 200, "a page while {POOL} new passwords wait for argon2");
+    assert_eq!(
+        r.status(),
+        200,
+        "a page while {POOL} new passwords wait for argon2"
+    );
     for request in &requests {
         request.abort();
     }
@@ -396,7 +411,9 @@ async fn password_pages_hold_no_connection_while_argon2_runs() {
 /// Two superusers, `admin` and `bea`; returns a client of the database.
 async fn two_superusers(db_name: &str) -> tokio_postgres::Client {
     let server = postgres::shared().clone();
-    let db = greeter::db::connect(&server.settings(db_name)).await.unwrap();
+    let db = greeter::db::connect(&server.settings(db_name))
+        .await
+        .unwrap();
     db.execute(
         "INSERT INTO users (username, password_hash, is_staff, is_superuser)
          VALUES ('admin', 'x', TRUE, TRUE), ('bea', 'x', TRUE, TRUE)",
@@ -426,8 +443,12 @@ async fn concurrent_delete_and_demotion_leave_an_active_superuser() {
     for isolation in ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"] {
         let db_name = server.create_database(Some(TEMPLATE_DB)).await;
         let check = two_superusers(&db_name).await;
-        let one = greeter::db::connect(&server.settings(&db_name)).await.unwrap();
-        let two = greeter::db::connect(&server.settings(&db_name)).await.unwrap();
+        let one = greeter::db::connect(&server.settings(&db_name))
+            .await
+            .unwrap();
+        let two = greeter::db::connect(&server.settings(&db_name))
+            .await
+            .unwrap();
         one.batch_execute(&format!(
             "BEGIN ISOLATION LEVEL {isolation}; DELETE FROM users WHERE username = 'bea'"
         ))
@@ -523,7 +544,9 @@ async fn someone_waits_for_a_lock(db: &tokio_postgres::Client) -> bool {
 async fn the_admin_shows_the_guards_refusal_as_a_form_error() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
-    let bea = app.create_user("bea", "beas long passphrase", true, true).await;
+    let bea = app
+        .create_user("bea", "beas long passphrase", true, true)
+        .await;
     let psql = app.db().await;
     let watcher = app.db().await;
     for action in ["demote", "delete"] {
@@ -562,11 +585,15 @@ async fn the_admin_shows_the_guards_refusal_as_a_form_error() {
         });
         // The admin's commit queues behind the psql session on the guard row (or, without
         // a guard, simply finishes).
-        wait_for("the admin's commit to wait for the guard", NEVER, || async {
-            task.is_finished() || someone_waits_for_a_lock(&watcher).await
-        })
+        wait_for(
+            "the admin's commit to wait for the guard",
+            NEVER,
+            || async { task.is_finished() || someone_waits_for_a_lock(&watcher).await },
+        )
         .await;
-        psql.batch_execute("COMMIT").await.expect("psql commits first");
+        psql.batch_execute("COMMIT")
+            .await
+            .expect("psql commits first");
         let (status, location, body) = task.await.unwrap();
         match action {
             "demote" => {
@@ -624,7 +651,10 @@ async fn the_password_change_page_lists_and_ends_other_sessions() {
     let mut browsers = Vec::new();
     for name in ["Laptop-Firefox/1", "Phone-Safari/2", "Tablet-Chrome/3"] {
         let b = browser_named(name);
-        assert_eq!(login_as(&app, &b, ADMIN, ADMIN_PASSWORD).await.status(), 302);
+        assert_eq!(
+            login_as(&app, &b, ADMIN, ADMIN_PASSWORD).await.status(),
+            302
+        );
         browsers.push(b);
     }
     let olga = browser_named("Olgas-Browser/1");
@@ -670,7 +700,11 @@ async fn the_password_change_page_lists_and_ends_other_sessions() {
         .unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(location(&r), "/admin/password_change/");
-    assert!(follow(&app, laptop, &r).await.contains("The session was ended."));
+    assert!(
+        follow(&app, laptop, &r)
+            .await
+            .contains("The session was ended.")
+    );
     let r = tablet.get(app.url("/admin/")).send().await.unwrap();
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with("/admin/login/"));

@@ -368,7 +368,10 @@ async fn a_user_who_loses_staff_status_is_logged_out() {
     app.create_user("keeper", ADMIN_PASSWORD, true, true).await;
     app.db()
         .await
-        .execute("UPDATE users SET is_staff = FALSE WHERE username = 'admin'", &[])
+        .execute(
+            "UPDATE users SET is_staff = FALSE WHERE username = 'admin'",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(get(&app, &client, "/admin/").await.0, 302);
