@@ -171,7 +171,7 @@ mod tests {
         rejected("qwertyuiop1234", "bob");
         // The username (and the site's name) are guessable inputs.
         rejected("elizabethtaylor99", "elizabethtaylor99");
-        rejected("greeteradmin2024", "bob");
+        rejected("greeteradmin1", "bob");
     }
 
     #[test]
