@@ -5,8 +5,10 @@
 use serde_json::{Value, json};
 
 use super::audit::{self, Change};
+use super::page::Page;
+use super::request::{Ctx, Result};
 use super::session;
-use super::web::{AdminError, Ctx, Page, Result};
+use crate::error::AdminError;
 
 const BACK: &str = "/admin/password_change/";
 
