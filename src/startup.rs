@@ -102,7 +102,11 @@ impl Application {
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
             Observe::Nothing,
-            state.settings.network.clone(),
+            // Prometheus scrapes over HTTP/1.1: the metrics port never speaks h2c.
+            crate::config::NetworkSettings {
+                http2_cleartext: false,
+                ..state.settings.network.clone()
+            },
         );
         let ((), drained, _) = tokio::join!(trigger, public, internal);
         let _ = listener.await;

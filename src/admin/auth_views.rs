@@ -3,11 +3,11 @@
 use http::StatusCode;
 use secrecy::SecretString;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::audit::{self, Actor, Change};
 use super::forms::{self, CsrfField, LoginForm, LoginQuery, PasswordChangeForm, safe_next};
-use super::page::{Errors, ErrorsOnly, Flash, Page, View};
+use super::page::{Errors, Flash, Page, View};
 use super::request::{AdminRequest, Ctx, Result, flash_cookie};
 use super::state::AdminState;
 use super::{security, session, throttle};
@@ -20,6 +20,51 @@ const LOGIN_FAILED: &str = "Please enter the correct username and password for a
                             account. Note that both fields may be case-sensitive.";
 const LOCKED_OUT: &str = "Too many failed login attempts. Please try again later.";
 const REQUIRED: &str = "This field is required.";
+const OLD_PASSWORD_WRONG: &str =
+    "Your old password was entered incorrectly. Please enter it again.";
+
+/// Re-authentication for changes to one's own account (password, username): the
+/// logged-in user's password, checked like the login form's (the same throttle keys, a
+/// place in the bounded argon2 queue, no pooled connection held while argon2 runs).
+/// Returns the form error when refused, None when the password is right.
+pub(crate) async fn reauthenticate(
+    ctx: &mut Ctx<'_>,
+    password: &str,
+    wrong: &'static str,
+) -> Result<Option<&'static str>> {
+    if password.is_empty() {
+        return Ok(Some(REQUIRED));
+    }
+    let phc: String = ctx
+        .db
+        .query_one(
+            "SELECT password_hash FROM users WHERE id = $1",
+            &[&ctx.user.id],
+        )
+        .await?
+        .get(0);
+    let admin = ctx.admin;
+    let Some(_permit) = admin.login_permit() else {
+        return Err(AdminError::Busy);
+    };
+    // The old password is a password oracle too: throttled like the login form.
+    let policy = admin.policy();
+    let keys = throttle::Keys::new(&ctx.user.username, ctx.req.client_addr);
+    let reservation = throttle::reserve(&**ctx.db, &keys, &policy).await?;
+    if !reservation.allowed {
+        return Ok(Some(LOCKED_OUT));
+    }
+    let verified = ctx
+        .without_db(admin.verify_password(SecretString::from(password.to_owned()), phc))
+        .await?;
+    if verified {
+        throttle::succeeded(&**ctx.db, &keys, &policy).await?;
+        Ok(None)
+    } else {
+        throttle::record_failure(&**ctx.db, &reservation, &policy).await?;
+        Ok(Some(wrong))
+    }
+}
 
 /// The pre-login CSRF cookie the browser sent, if it looks like one of ours.
 fn login_csrf_cookie(admin: &AdminState, req: &AdminRequest) -> Option<String> {
@@ -228,7 +273,11 @@ async fn start_session(
     if let Some(old) = session_token(admin, req) {
         session::delete(&**db, old).await?;
     }
-    let token = session::create(&**db, user_id, req.client_addr).await?;
+    let origin = session::Origin {
+        client_addr: req.client_addr,
+        headers: &req.headers,
+    };
+    let token = session::create(&**db, user_id, &origin).await?;
     db.execute(
         "UPDATE users SET last_login = now() WHERE id = $1",
         &[&user_id],
@@ -275,7 +324,7 @@ fn log_safe(username: &str) -> String {
     out
 }
 
-fn session_cookie(admin: &AdminState, token: &str) -> String {
+pub(crate) fn session_cookie(admin: &AdminState, token: &str) -> String {
     admin.cookies.set(
         admin.cookies.session,
         token,
@@ -340,7 +389,8 @@ pub(crate) async fn logout(ctx: &mut Ctx<'_>) -> Result<Page> {
 pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     const TITLE: &str = "Password change | Greeter administration";
     if !ctx.req.is_post() {
-        return ctx.render("password_change", TITLE, ErrorsOnly::default());
+        let data = super::sessions_list::for_page(ctx, Errors::new()).await?;
+        return ctx.render("password_change", TITLE, data);
     }
     let form: PasswordChangeForm = ctx.form()?;
     let old = form.old_password.as_str();
@@ -357,44 +407,22 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
         }
     }
     if errors.is_empty() {
-        let phc: String = ctx
-            .db
-            .query_one(
-                "SELECT password_hash FROM users WHERE id = $1",
-                &[&ctx.user.id],
-            )
-            .await?
-            .get(0);
-        // The old password is a password oracle too: throttled like the login form.
-        let policy = ctx.admin.policy();
-        let keys = throttle::Keys::new(&ctx.user.username, ctx.req.client_addr);
-        let reservation = throttle::reserve(&**ctx.db, &keys, &policy).await?;
-        if !reservation.allowed {
-            errors.insert("old_password".into(), json!([LOCKED_OUT]));
-        } else if ctx
-            .admin
-            .verify_password(SecretString::from(old.to_owned()), phc)
-            .await
-        {
-            throttle::succeeded(&**ctx.db, &keys, &policy).await?;
-        } else {
-            throttle::record_failure(&**ctx.db, &reservation, &policy).await?;
-            errors.insert(
-                "old_password".into(),
-                json!(["Your old password was entered incorrectly. Please enter it again."]),
-            );
+        if let Some(problem) = reauthenticate(ctx, old, OLD_PASSWORD_WRONG).await? {
+            errors.insert("old_password".into(), json!([problem]));
         }
-        if let Some(problems) = new_password_problems(new1, new2, &ctx.user.username) {
-            errors.insert("new_password2".into(), problems);
+        let problems = password::validate_new(new1, new2, &ctx.user.username);
+        if !problems.is_empty() {
+            errors.insert("new_password2".into(), json!(problems));
         }
     }
     if !errors.is_empty() {
-        return ctx.render("password_change", TITLE, ErrorsOnly { errors });
+        let data = super::sessions_list::for_page(ctx, errors).await?;
+        return ctx.render("password_change", TITLE, data);
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(new1.to_owned()))
-        .await;
+        .without_db(admin.hash_password(SecretString::from(new1.to_owned())))
+        .await?;
     let user_id = ctx.user.id;
     let client_addr = ctx.req.client_addr;
     let actor = ctx.actor();
@@ -406,7 +434,11 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     .await?;
     // Rotate this session and end every other one: whoever knew the old password
     // (and may have logged in with it) is out.
-    let token = session::create(&*tx, user_id, client_addr).await?;
+    let origin = session::Origin {
+        client_addr,
+        headers: &ctx.req.headers,
+    };
+    let token = session::create(&*tx, user_id, &origin).await?;
     session::delete_for_user(&*tx, user_id, Some(&token)).await?;
     audit::record(
         &*tx,
@@ -425,13 +457,4 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     Ok(ctx
         .redirect_with("/admin/", "success", "Your password was changed.")
         .with_cookie(session_cookie(ctx.admin, &token)))
-}
-
-/// The problems with a new password typed twice, as a JSON list; None when acceptable.
-pub(crate) fn new_password_problems(new1: &str, new2: &str, username: &str) -> Option<Value> {
-    if new1 != new2 {
-        return Some(json!(["The two password fields didn’t match."]));
-    }
-    let problems = password::validate(new1, username);
-    (!problems.is_empty()).then(|| json!(problems))
 }

@@ -76,10 +76,16 @@ pub(crate) struct UserChangeForm {
     pub is_staff: bool,
     #[serde(default, deserialize_with = "checkbox")]
     pub is_superuser: bool,
+    /// Asked for only when the account is one's own (renaming it needs the password).
+    #[serde(default)]
+    pub current_password: String,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct SetPasswordForm {
+    /// Asked for only when the account is one's own.
+    #[serde(default)]
+    pub old_password: String,
     pub password1: String,
     pub password2: String,
 }

@@ -16,6 +16,7 @@ mod request;
 mod router;
 mod security;
 mod session;
+mod sessions_list;
 mod sql;
 mod state;
 mod throttle;

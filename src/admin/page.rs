@@ -73,12 +73,6 @@ impl Page {
 /// list them, so a field without problems is simply absent.
 pub(crate) type Errors = serde_json::Map<String, serde_json::Value>;
 
-/// The data of a form page that shows nothing but the form and its problems.
-#[derive(Serialize, Default)]
-pub(crate) struct ErrorsOnly {
-    pub errors: Errors,
-}
-
 /// A flash message: shown once, on the next page.
 pub(crate) type Flash = (String, String);
 

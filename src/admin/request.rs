@@ -55,17 +55,49 @@ impl AdminRequest {
     }
 }
 
+/// A logged-in request's pooled connection, which [`Ctx::without_db`] gives back to the
+/// pool while argon2 runs.
+pub(crate) struct Db(pub Option<deadpool_postgres::Object>);
+
+impl std::ops::Deref for Db {
+    type Target = deadpool_postgres::ClientWrapper;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_ref()
+            .expect("the connection is only released inside without_db")
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0
+            .as_mut()
+            .expect("the connection is only released inside without_db")
+    }
+}
+
 /// A logged-in request: the user, their session, and a database connection.
 pub(crate) struct Ctx<'a> {
     pub admin: &'a AdminState,
     pub req: &'a AdminRequest,
     pub user: SessionUser,
     pub session_token: String,
-    pub db: deadpool_postgres::Object,
+    pub db: Db,
     pub flash: Option<Flash>,
 }
 
 impl Ctx<'_> {
+    /// Run `work` (an argon2 hash or check) with the connection back in the pool, then
+    /// take one again: a queue of password forms waiting for the hashing threads must not
+    /// hold the connections every other page needs (as the login form never does).
+    pub async fn without_db<T>(&mut self, work: impl std::future::Future<Output = T>) -> Result<T> {
+        self.db.0 = None;
+        let out = work.await;
+        self.db.0 = Some(self.admin.pool.get().await?);
+        Ok(out)
+    }
+
     /// The submitted form (POST body) as its typed struct.
     pub fn form<T: DeserializeOwned>(&self) -> Result<T> {
         forms::parse(&self.req.body)

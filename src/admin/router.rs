@@ -14,9 +14,9 @@ use warp::reply::Response;
 
 use super::forms::{self, CsrfField, parse_id, safe_next, urlencode};
 use super::page::{self, Page};
-use super::request::{AdminRequest, Ctx, Result};
+use super::request::{AdminRequest, Ctx, Db, Result};
 use super::state::AdminState;
-use super::{auth_views, greetings, pages, security, session, users};
+use super::{auth_views, greetings, pages, security, session, sessions_list, users};
 use crate::error::AdminError;
 use crate::server::ClientAddr;
 
@@ -180,7 +180,7 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
         req,
         user,
         session_token: token.to_owned(),
-        db,
+        db: Db(Some(db)),
         flash: req.flash(admin),
     };
     dispatch(&mut ctx, &segments).await
@@ -194,6 +194,8 @@ async fn dispatch(ctx: &mut Ctx<'_>, segments: &[&str]) -> Result<Page> {
         [] if get => pages::index(ctx).await,
         ["logout"] if post => auth_views::logout(ctx).await,
         ["password_change"] => auth_views::password_change(ctx).await,
+        ["sessions", "end_others"] if post => sessions_list::end_others(ctx).await,
+        ["sessions", id, "end"] if post => sessions_list::end_one(ctx, parse_id(id)?).await,
         ["settings"] if get => pages::settings(ctx),
         ["users"] if get => users::list(ctx).await,
         ["users", "add"] => users::add(ctx).await,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
-use super::auth_views::new_password_problems;
+use super::auth_views::{reauthenticate, session_cookie};
 use super::forms::{
     PER_PAGE, Paging, SetPasswordForm, UserAddForm, UserChangeForm, UsersQuery, query_string,
 };
@@ -17,12 +17,15 @@ use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::session;
 use super::sql::{is_unique_violation, like_pattern, sql_time};
+use crate::auth::password;
 use crate::auth::users::username_is_valid;
 use crate::error::AdminError;
 
 const MANAGE_USERS: &str = "Only superusers may manage users.";
 const REQUIRED: &str = "This field is required.";
 const TAKEN: &str = "A user with that username already exists.";
+const OLD_PASSWORD_WRONG: &str = "Your password was entered incorrectly. Please enter it again.";
+const LAST_SUPERUSER: &str = "At least one active staff superuser must remain.";
 const BAD_USERNAME: &str =
     "Enter a valid username: up to 150 letters, digits and @ . + - _ characters.";
 
@@ -90,6 +93,7 @@ struct ChangeData {
 #[derive(Serialize)]
 struct PasswordData<'a> {
     target: &'a UserRow,
+    is_self: bool,
     errors: Errors,
 }
 
@@ -224,16 +228,19 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
     }
     if password2.is_empty() {
         errors.insert("password2".into(), json!([REQUIRED]));
-    } else if let Some(problems) = new_password_problems(password1, password2, &username) {
-        errors.insert("password2".into(), problems);
+    } else {
+        let problems = password::validate_new(password1, password2, &username);
+        if !problems.is_empty() {
+            errors.insert("password2".into(), json!(problems));
+        }
     }
     if !errors.is_empty() {
         return ctx.render("user_add", TITLE, AddData { username, errors });
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(password1.to_owned()))
-        .await;
+        .without_db(admin.hash_password(SecretString::from(password1.to_owned())))
+        .await?;
     let actor = ctx.actor();
     let tx = ctx.db.transaction().await?;
     let inserted = tx
@@ -291,6 +298,7 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     }
     let form: UserChangeForm = ctx.form()?;
     let username = form.username.trim().to_owned();
+    let before_username = before.username.clone();
     let wanted = UserRow {
         username: username.clone(),
         is_active: form.is_active,
@@ -320,6 +328,13 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
             }
         }
     }
+    // Renaming one's own account changes what one logs in with: confirm with the password.
+    if id == ctx.user.id && errors.is_empty() && wanted.username != before_username {
+        let password = form.current_password.as_str();
+        if let Some(problem) = reauthenticate(ctx, password, OLD_PASSWORD_WRONG).await? {
+            errors.insert("current_password".into(), json!([problem]));
+        }
+    }
     let actor = ctx.actor();
     let result = if errors.is_empty() {
         let tx = ctx.db.transaction().await?;
@@ -346,10 +361,7 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
             }
             Err(e) => return Err(e.into()),
             Ok(_) if !superuser_remains(&*tx).await? => {
-                errors.insert(
-                    "is_superuser".into(),
-                    json!(["At least one active staff superuser must remain."]),
-                );
+                errors.insert("is_superuser".into(), json!([LAST_SUPERUSER]));
                 None
             }
             Ok(_) => {
@@ -366,8 +378,16 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
                     },
                 )
                 .await?;
-                tx.commit().await?;
-                Some(())
+                // The database's own guard (V3) has the last word, at commit: a delete or
+                // demotion that committed meanwhile makes this one the one refused.
+                match tx.commit().await {
+                    Err(e) if is_last_superuser_violation(&e) => {
+                        errors.insert("is_superuser".into(), json!([LAST_SUPERUSER]));
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(()) => Some(()),
+                }
             }
         }
     } else {
@@ -391,6 +411,13 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     )
 }
 
+/// The error of the database's "one active staff superuser" guard (migration V3).
+fn is_last_superuser_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+        && e.as_db_error()
+            .is_some_and(|d| d.constraint() == Some("users_one_active_superuser"))
+}
+
 async fn superuser_remains(client: &impl GenericClient) -> Result<bool> {
     Ok(client
         .query_one(
@@ -401,10 +428,13 @@ async fn superuser_remains(client: &impl GenericClient) -> Result<bool> {
         .get(0))
 }
 
-/// `GET`/`POST /admin/users/<id>/password/`: set a user's password (no old one needed).
+/// `GET`/`POST /admin/users/<id>/password/`: set a user's password. Another user's needs
+/// no old password (a superuser may reset it); one's own does, as on the password-change
+/// page: whoever finds a superuser's browser unattended cannot take the account over.
 pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     ctx.require_superuser(MANAGE_USERS)?;
     let target = find(&**ctx.db, id).await?;
+    let is_self = id == ctx.user.id;
     let title = format!(
         "Change password: {} | Greeter administration",
         target.username
@@ -415,6 +445,7 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
             &title,
             PasswordData {
                 target: &target,
+                is_self,
                 errors: Errors::new(),
             },
         );
@@ -427,8 +458,17 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     }
     if password2.is_empty() {
         errors.insert("password2".into(), json!([REQUIRED]));
-    } else if let Some(problems) = new_password_problems(password1, password2, &target.username) {
-        errors.insert("password2".into(), problems);
+    } else {
+        let problems = password::validate_new(password1, password2, &target.username);
+        if !problems.is_empty() {
+            errors.insert("password2".into(), json!(problems));
+        }
+    }
+    if is_self && errors.is_empty() {
+        let old = form.old_password.as_str();
+        if let Some(problem) = reauthenticate(ctx, old, OLD_PASSWORD_WRONG).await? {
+            errors.insert("old_password".into(), json!([problem]));
+        }
     }
     if !errors.is_empty() {
         return ctx.render(
@@ -436,24 +476,35 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
             &title,
             PasswordData {
                 target: &target,
+                is_self,
                 errors,
             },
         );
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(password1.to_owned()))
-        .await;
-    let keep = (id == ctx.user.id).then(|| ctx.session_token.clone());
+        .without_db(admin.hash_password(SecretString::from(password1.to_owned())))
+        .await?;
     let actor = ctx.actor();
+    let client_addr = ctx.req.client_addr;
     let tx = ctx.db.transaction().await?;
     tx.execute(
         "UPDATE users SET password_hash = $2 WHERE id = $1",
         &[&id, &hash],
     )
     .await?;
-    // Whoever is logged in with the old password is logged out.
-    session::delete_for_user(&*tx, id, keep.as_deref()).await?;
+    // Whoever is logged in with the old password is logged out; one's own browser gets a
+    // new session (as after a password change), another user's sessions all end.
+    let rotated = if is_self {
+        let origin = session::Origin {
+            client_addr,
+            headers: &ctx.req.headers,
+        };
+        Some(session::create(&*tx, id, &origin).await?)
+    } else {
+        None
+    };
+    session::delete_for_user(&*tx, id, rotated.as_deref()).await?;
     audit::record(
         &*tx,
         &actor,
@@ -468,11 +519,15 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     )
     .await?;
     tx.commit().await?;
-    Ok(ctx.redirect_with(
+    let page = ctx.redirect_with(
         &format!("/admin/users/{id}/"),
         "success",
         "Password changed successfully.",
-    ))
+    );
+    Ok(match rotated {
+        Some(token) => page.with_cookie(session_cookie(ctx.admin, &token)),
+        None => page,
+    })
 }
 
 /// `GET` (confirmation) and `POST /admin/users/<id>/delete/`.
@@ -511,7 +566,12 @@ pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         },
     )
     .await?;
-    tx.commit().await?;
+    match tx.commit().await {
+        Err(e) if is_last_superuser_violation(&e) => {
+            return Ok(ctx.redirect_with(&format!("/admin/users/{id}/"), "error", LAST_SUPERUSER));
+        }
+        other => other?,
+    }
     Ok(ctx.redirect_with(
         "/admin/users/",
         "success",

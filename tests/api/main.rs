@@ -17,6 +17,8 @@ mod notify;
 mod shutdown;
 mod tls;
 
+mod accept_backoff;
+mod account_security;
 mod admin_auth;
 mod admin_errors;
 mod admin_greetings;
@@ -26,5 +28,6 @@ mod admin_support;
 mod admin_throttle;
 mod admin_users;
 mod connections;
+mod h2c;
 mod login_burst;
 mod low_findings;
