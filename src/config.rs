@@ -79,6 +79,7 @@ pub const VARIABLES: &[&str] = &[
     "MAX_CONNECTIONS_PER_ADDRESS",
     "HEADER_READ_TIMEOUT_SECS",
     "IDLE_TIMEOUT_SECS",
+    "API_RATE_LIMIT",
 ];
 
 /// Variables that may instead be read from the file named by `<NAME>_FILE`.
@@ -319,6 +320,8 @@ pub struct NetworkSettings {
     pub header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
+    /// Requests per second one API token may make to this process (the burst is as big).
+    pub api_rate_limit: u32,
 }
 
 impl Default for NetworkSettings {
@@ -329,6 +332,7 @@ impl Default for NetworkSettings {
             max_connections_per_address: 256,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            api_rate_limit: 50,
         }
     }
 }
@@ -372,6 +376,7 @@ impl NetworkSettings {
             )?,
             header_read_timeout: secs("HEADER_READ_TIMEOUT_SECS", d.header_read_timeout)?,
             idle_timeout: secs("IDLE_TIMEOUT_SECS", d.idle_timeout)?,
+            api_rate_limit: count("API_RATE_LIMIT", d.api_rate_limit as usize)? as u32,
         })
     }
 }

@@ -15,6 +15,8 @@ pub struct AppState {
     pub greeting: Arc<GreetingCache>,
     /// The admin's templates, keys and security policy.
     pub admin: Arc<crate::admin::AdminState>,
+    /// The API's token cache, rate limiter and OpenAPI document.
+    pub api: Arc<crate::api::ApiState>,
     draining: Arc<AtomicBool>,
 }
 
@@ -22,6 +24,7 @@ impl AppState {
     pub fn new(settings: Settings, pool: Pool) -> Self {
         Self {
             admin: Arc::new(crate::admin::AdminState::new(&settings)),
+            api: Arc::new(crate::api::ApiState::new(settings.network.api_rate_limit)),
             settings: Arc::new(settings),
             pool,
             greeting: Arc::new(GreetingCache::default()),

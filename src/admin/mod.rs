@@ -5,7 +5,7 @@
 //! that keeps the security rules (login required, CSRF on every POST, response headers)
 //! in one place instead of repeating them on each of ~25 warp routes.
 
-mod audit;
+pub(crate) mod audit;
 mod auth_views;
 mod greetings;
 mod pages;

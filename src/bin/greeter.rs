@@ -1,4 +1,4 @@
-//! `greeter`: the HTTP server (`serve`, the default) and `createsuperuser`.
+//! `greeter`: the HTTP server (`serve`, the default), `createsuperuser` and `createtoken`.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -42,6 +42,21 @@ enum Command {
         #[arg(long)]
         noinput: bool,
     },
+    /// Create an API token for /api/v1/ and print it (once: only its hash is stored).
+    Createtoken {
+        /// What the token is for, e.g. "ci-deploy" (1-100 characters).
+        #[arg(long)]
+        name: String,
+        /// greetings:read or greetings:write (which includes reading); repeatable.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// The token stops working after this many days (1-3650); never, if omitted.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// The owner: an existing active admin (staff) user.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +64,12 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::Createsuperuser { username, noinput } => createsuperuser(username, noinput),
+        Command::Createtoken {
+            name,
+            scopes,
+            expires_in_days,
+            username,
+        } => createtoken(&name, &scopes, expires_in_days, &username),
     }
 }
 
@@ -146,6 +167,63 @@ fn createsuperuser(username: Option<String>, noinput: bool) -> ExitCode {
     }
 }
 
+fn createtoken(
+    name: &str,
+    scope_names: &[String],
+    expires_in_days: Option<u32>,
+    username: &str,
+) -> ExitCode {
+    use greeter::api::tokens::{self, NewToken, Scope, Scopes};
+    const COMMAND: &str = "greeter createtoken";
+    let mut scopes = Vec::new();
+    for name in scope_names {
+        match Scope::parse(name) {
+            Some(scope) => scopes.push(scope),
+            None => {
+                return command_usage(
+                    COMMAND,
+                    &format!("unknown scope {name:?}: use greetings:read or greetings:write"),
+                );
+            }
+        }
+    }
+    if !users::username_is_valid(username) {
+        return command_usage(
+            COMMAND,
+            "the username must be 1-150 letters, digits and @ . + - _",
+        );
+    }
+    let new = NewToken {
+        name,
+        scopes: Scopes::from_list(&scopes),
+        expires_in_days,
+    };
+    if let Err(e) = tokens::validate(&new) {
+        return command_usage(COMMAND, &e.to_string());
+    }
+    let database = match DatabaseSettings::from_source(&ProcessEnv) {
+        Ok(db) => db,
+        Err(e) => return config_failure(&e),
+    };
+    let result = runtime().block_on(async {
+        let client =
+            greeter::migrations::connect_with_retry(&database, Duration::from_secs(10)).await?;
+        anyhow::Ok(tokens::create(&client, username, &new).await)
+    });
+    match result {
+        Ok(Ok(created)) => {
+            eprintln!(
+                "Token {name:?} (id {}) created for {:?}; it is shown only this once:",
+                created.id, created.owner_username
+            );
+            println!("{}", created.token);
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => command_failure(COMMAND, &e.to_string()),
+        Err(e) => command_failure(COMMAND, &format!("cannot reach the database: {e:#}")),
+    }
+}
+
 /// ADMIN_PASSWORD(_FILE), else a double prompt on a terminal, else one line of stdin.
 fn read_password(interactive: bool, noinput: bool) -> Result<SecretString, String> {
     if let Some(password) = config::admin_password_from_env().map_err(|e| e.to_string())? {
@@ -186,6 +264,16 @@ fn prompt(label: &str) -> std::io::Result<String> {
 fn usage(message: &str) -> ExitCode {
     eprintln!("greeter createsuperuser: {message}");
     ExitCode::from(2)
+}
+
+fn command_usage(command: &str, message: &str) -> ExitCode {
+    eprintln!("{command}: {message}");
+    ExitCode::from(2)
+}
+
+fn command_failure(command: &str, message: &str) -> ExitCode {
+    eprintln!("{command}: {message}");
+    ExitCode::FAILURE
 }
 
 fn fail(message: &str) -> ExitCode {

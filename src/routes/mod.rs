@@ -27,6 +27,8 @@ pub fn public(state: AppState) -> BoxedFilter<(Response,)> {
     greeting::route(state.clone())
         .or(health::routes(state.clone()))
         .unify()
+        .or(crate::api::routes(state.clone()))
+        .unify()
         .or(crate::admin::routes(state))
         .unify()
         .recover(crate::error::handle_rejection)
