@@ -17,6 +17,12 @@ mod notify;
 mod shutdown;
 mod tls;
 
+mod api_createtoken;
+mod api_greetings;
+mod api_openapi;
+mod api_support;
+mod api_tokens;
+
 mod admin_auth;
 mod admin_greetings;
 mod admin_pages;
