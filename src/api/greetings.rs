@@ -68,7 +68,7 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// Parse `limit` and `after`; empty values count as absent, other parameters are
+    /// Parse `limit` and `after` (an empty value is invalid); other parameters are
     /// ignored, the first of repeated ones wins.
     pub fn parse(raw: &str) -> Result<Self, ApiProblem> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
@@ -78,7 +78,6 @@ impl ListQuery {
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
-                .filter(|v| !v.is_empty())
         };
         let number = |name: &str, min: i64, max: i64| -> Result<Option<i64>, ApiProblem> {
             value(name)

@@ -48,8 +48,7 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(requests_per_second: u32) -> Self {
-        let document = serde_json::to_vec(&openapi::document())
-            .expect("the generated OpenAPI document serialises");
+        let document = serde_json::to_vec(&openapi::document()).expect("a JSON value serialises");
         Self {
             tokens: Arc::default(),
             limiter: ArcSwap::from_pointee(limiter(requests_per_second)),

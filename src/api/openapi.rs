@@ -45,8 +45,47 @@ use super::problem::{CONTENT_TYPE, FieldError, Problem};
 struct ApiDoc;
 
 /// The document, as served at `/api/v1/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn document() -> serde_json::Value {
+    let mut document =
+        serde_json::to_value(ApiDoc::openapi()).expect("the generated OpenAPI document serialises");
+    camel_case_links(&mut document);
+    document
+}
+
+/// utoipa 5.5.0 serialises a Link's fields as `operation_id`, `operation_ref` and
+/// `request_body` (its `Link` struct in src/openapi/link.rs lacks the camelCase rename
+/// that every other object has); OpenAPI spells them `operationId`, `operationRef`,
+/// `requestBody`, and schemathesis ignores links without them.
+fn camel_case_links(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
+        for operation in item.values_mut() {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(|r| r.as_object_mut())
+            else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+                    continue;
+                };
+                for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                    for (snake, camel) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(value) = link.remove(snake) {
+                            link.insert(camel.to_owned(), value);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 struct Shared;
@@ -200,5 +239,16 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn links_name_their_operation_in_camel_case() {
+        let doc = super::document();
+        let link =
+            &doc["paths"]["/api/v1/greetings"]["post"]["responses"]["201"]["links"]["GetGreeting"];
+        assert_eq!(link["operationId"], "getGreeting", "{link}");
     }
 }

@@ -128,6 +128,8 @@ async fn the_list_pages_with_a_cursor() {
         "limit=101",
         "limit=abc",
         "after=-1",
+        "after=",
+        "limit=",
         "after=99999999999999999999",
     ] {
         problem(
