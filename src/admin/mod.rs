@@ -13,6 +13,7 @@ mod render;
 mod security;
 mod session;
 mod throttle;
+mod tokens;
 mod users;
 mod web;
 

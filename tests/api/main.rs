@@ -17,6 +17,7 @@ mod notify;
 mod shutdown;
 mod tls;
 
+mod api_admin_tokens;
 mod api_createtoken;
 mod api_greetings;
 mod api_openapi;
