@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_postgres::AsyncMessage;
 
+use super::snapshot::GreetingSnapshot;
 use super::tokens::{self, Scopes, TokenHash};
 use crate::config::DatabaseSettings;
 
@@ -167,16 +168,18 @@ async fn load(
 pub async fn listen(
     settings: DatabaseSettings,
     cache: Arc<TokenCache>,
+    greetings: Arc<GreetingSnapshot>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let result = tokio::select! {
-            result = listen_once(&settings, &cache) => result,
+            result = listen_once(&settings, &cache, &greetings) => result,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        // Fail closed: a revocation could be missed while disconnected.
+        // Fail closed: a revocation (or a greeting change) could be missed meanwhile.
         cache.forget();
+        greetings.forget();
         match result {
             Ok(()) => {
                 backoff = Duration::from_millis(100);
@@ -199,6 +202,7 @@ pub async fn listen(
 async fn listen_once(
     settings: &DatabaseSettings,
     cache: &TokenCache,
+    greetings: &GreetingSnapshot,
 ) -> Result<(), tokio_postgres::Error> {
     let mut config = settings.pg_config();
     config.application_name(LISTENER_APPLICATION_NAME);
@@ -208,8 +212,8 @@ async fn listen_once(
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n.channel() == CHANNEL).is_err() {
                         break;
                     }
                 }
@@ -221,13 +225,29 @@ async fn listen_once(
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    client
+        .batch_execute(&format!(
+            "LISTEN {CHANNEL}; LISTEN {}",
+            crate::greeting::CHANNEL
+        ))
+        .await?;
+    greetings.reload(&client).await?;
     cache.tokens.store(Some(Arc::new(load(&client).await?)));
     tracing::info!("token listener connected");
-    while rx.recv().await.is_some() {
-        while rx.try_recv().is_ok() {}
-        cache.tokens.store(Some(Arc::new(load(&client).await?)));
-        tracing::info!("API tokens reloaded after a change notification");
+    // Notifications that arrive during a reload coalesce into one further reload each.
+    while let Some(first) = rx.recv().await {
+        let (mut tokens_changed, mut greetings_changed) = (first, !first);
+        while let Ok(is_tokens) = rx.try_recv() {
+            tokens_changed |= is_tokens;
+            greetings_changed |= !is_tokens;
+        }
+        if greetings_changed {
+            greetings.reload(&client).await?;
+        }
+        if tokens_changed {
+            cache.tokens.store(Some(Arc::new(load(&client).await?)));
+            tracing::info!("API tokens reloaded after a change notification");
+        }
     }
     driver.abort();
     Ok(())

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use warp::reply::Response;
 
 use super::problem::{ApiProblem, FieldError, Problem};
+use super::snapshot::GreetingSnapshot;
 use crate::admin::audit::{self, Change, TokenActor};
 use crate::greeting::store;
 
@@ -19,7 +20,7 @@ pub const DEFAULT_LIMIT: i64 = 25;
 pub const MAX_LIMIT: i64 = 100;
 
 /// A greeting that `GET /` can serve.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Greeting {
     #[schema(minimum = 1)]
     pub id: i64,
@@ -102,14 +103,14 @@ impl ListQuery {
 
 const PROBLEM: &str = super::problem::CONTENT_TYPE;
 
-fn select() -> &'static str {
+pub(crate) fn select() -> &'static str {
     "SELECT id, message, is_active,
             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
             to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
      FROM greetings"
 }
 
-fn row(r: &tokio_postgres::Row) -> Greeting {
+pub(crate) fn row(r: &tokio_postgres::Row) -> Greeting {
     Greeting {
         id: r.get(0),
         message: r.get(1),
@@ -175,11 +176,20 @@ pub fn parse_input(content_type: Option<&[u8]>, body: &[u8]) -> Result<GreetingI
     )
 )]
 pub(crate) async fn list(
-    db: &impl GenericClient,
+    snapshot: &GreetingSnapshot,
+    pool: &deadpool_postgres::Pool,
     query: &ListQuery,
 ) -> Result<Response, ApiProblem> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let after = query.after.unwrap_or(0);
+    if let Some(items) = snapshot.get() {
+        let (items, next_after) = super::snapshot::page(&items, after, limit);
+        return Ok(json_response(
+            StatusCode::OK,
+            &GreetingPage { items, next_after },
+        ));
+    }
+    let db = pool.get().await?;
     let rows = db
         .query(
             &format!("{} WHERE id > $1 ORDER BY id LIMIT $2", select()),
@@ -267,8 +277,17 @@ pub(crate) async fn create(
         (status = 404, description = "No such greeting", body = Problem, content_type = PROBLEM),
     )
 )]
-pub(crate) async fn get(db: &impl GenericClient, id: i64) -> Result<Response, ApiProblem> {
-    Ok(json_response(StatusCode::OK, &find(db, id).await?))
+pub(crate) async fn get(
+    snapshot: &GreetingSnapshot,
+    pool: &deadpool_postgres::Pool,
+    id: i64,
+) -> Result<Response, ApiProblem> {
+    if let Some(items) = snapshot.get() {
+        let greeting = super::snapshot::find(&items, id).ok_or(ApiProblem::NotFound)?;
+        return Ok(json_response(StatusCode::OK, greeting));
+    }
+    let db = pool.get().await?;
+    Ok(json_response(StatusCode::OK, &find(&**db, id).await?))
 }
 
 /// Change a greeting's message (an active one changes what `GET /` serves).

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod greetings;
 pub mod openapi;
 pub mod problem;
+pub mod snapshot;
 pub mod tokens;
 
 use std::num::NonZeroU32;
@@ -42,6 +43,7 @@ type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>
 /// The API's part of [`AppState`]: the token cache, the rate limiter, the document.
 pub struct ApiState {
     pub tokens: Arc<TokenCache>,
+    pub greetings: Arc<snapshot::GreetingSnapshot>,
     limiter: ArcSwap<DefaultKeyedRateLimiter<i64>>,
     document: Bytes,
 }
@@ -51,6 +53,7 @@ impl ApiState {
         let document = serde_json::to_vec(&openapi::document()).expect("a JSON value serialises");
         Self {
             tokens: Arc::default(),
+            greetings: Arc::default(),
             limiter: ArcSwap::from_pointee(limiter(requests_per_second)),
             document: document.into(),
         }
@@ -86,6 +89,7 @@ pub async fn run_background(state: AppState, shutdown: watch::Receiver<bool>) {
         auth::listen(
             state.settings.database.clone(),
             state.api.tokens.clone(),
+            state.api.greetings.clone(),
             shutdown.clone()
         ),
         auth::flush_last_used(state.pool.clone(), state.api.tokens.clone(), shutdown),
@@ -237,30 +241,35 @@ async fn respond(state: &AppState, mut req: ApiRequest) -> Result<Response, ApiP
     match operation {
         Operation::List => {
             let query = greetings::ListQuery::parse(&req.query)?;
-            let db = state.pool.get().await?;
-            greetings::list(&**db, &query).await
+            greetings::list(&state.api.greetings, &state.pool, &query).await
         }
-        Operation::Get(id) => {
-            let db = state.pool.get().await?;
-            greetings::get(&**db, id).await
-        }
-        Operation::Create => {
-            let input = read_input(&mut req).await?;
+        Operation::Get(id) => greetings::get(&state.api.greetings, &state.pool, id).await,
+        write => {
+            let input = match write {
+                Operation::Create | Operation::Update(_) => Some(read_input(&mut req).await?),
+                _ => None,
+            };
             let mut db = state.pool.get().await?;
-            greetings::create(&mut db, &actor, input).await
-        }
-        Operation::Update(id) => {
-            let input = read_input(&mut req).await?;
-            let mut db = state.pool.get().await?;
-            greetings::update(&mut db, &actor, id, input).await
-        }
-        Operation::Delete(id) => {
-            let mut db = state.pool.get().await?;
-            greetings::delete(&mut db, &actor, id).await
-        }
-        Operation::Activate(id) => {
-            let mut db = state.pool.get().await?;
-            greetings::activate(&mut db, &actor, id).await
+            let response = match (write, input) {
+                (Operation::Create, Some(input)) => greetings::create(&mut db, &actor, input).await,
+                (Operation::Update(id), Some(input)) => {
+                    greetings::update(&mut db, &actor, id, input).await
+                }
+                (Operation::Delete(id), _) => greetings::delete(&mut db, &actor, id).await,
+                (Operation::Activate(id), _) => greetings::activate(&mut db, &actor, id).await,
+                _ => unreachable!("reads are answered above; create and update have a body"),
+            };
+            // Read your own writes: this replica's snapshot is current before the answer
+            // (other replicas reload on the NOTIFY, within milliseconds). After a refused
+            // write too: a 404 or 409 may be news (someone else's change) as well.
+            if let Err(e) = state.api.greetings.reload(&**db).await {
+                state.api.greetings.forget();
+                tracing::warn!(
+                    error = crate::db::describe(&e),
+                    "greeting snapshot reload failed"
+                );
+            }
+            response
         }
     }
 }

@@ -440,3 +440,78 @@ async fn every_write_is_an_audit_entry_naming_the_token_and_its_owner() {
     assert_eq!(rows[1].get::<_, String>(6), "Audited again");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn reads_come_from_memory_kept_current_by_notify_and_from_sql_past_the_cap() {
+    let app = spawn_api_app().await;
+    let token = read_token(&app).await;
+    // A change made elsewhere (psql, the admin, another replica) reaches the API's reads
+    // through the same NOTIFY as GET /.
+    let db = app.db().await;
+    db.execute(
+        "UPDATE greetings SET message = 'Changed in SQL' WHERE id = 1",
+        &[],
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the API to read the change",
+        Duration::from_secs(1),
+        || async {
+            let body: Value = api(&app, Method::GET, "/api/v1/greetings/1", Some(&token), None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["message"] == "Changed in SQL"
+        },
+    )
+    .await;
+    assert!(
+        app.state.api.greetings.get().is_some(),
+        "served from memory"
+    );
+
+    // More greetings than the snapshot holds: reads go to PostgreSQL, with the same answers.
+    let extra = greeter::api::snapshot::MAX_CACHED;
+    db.execute(
+        "INSERT INTO greetings (message) SELECT 'bulk ' || n FROM generate_series(1, $1::BIGINT) n",
+        &[&extra],
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the snapshot to be dropped",
+        Duration::from_secs(5),
+        || async { app.state.api.greetings.get().is_none() },
+    )
+    .await;
+    let page: Value = api(
+        &app,
+        Method::GET,
+        "/api/v1/greetings?limit=2&after=1",
+        Some(&token),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(page["items"][0]["message"], "bulk 1");
+    assert_eq!(page["items"][1]["message"], "bulk 2");
+    assert_eq!(page["next_after"], page["items"][1]["id"]);
+    let last = extra + 1;
+    let one: Value = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/greetings/{last}"),
+        Some(&token),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(one["message"], format!("bulk {extra}"));
+    app.shutdown().await;
+}
