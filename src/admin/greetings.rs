@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
-use super::web::{AdminError, Ctx, PER_PAGE, Page, Paging, Result, sql_time};
+use super::forms::{PER_PAGE, Paging};
+use super::page::Page;
+use super::request::{Ctx, Result};
+use super::sql::sql_time;
+use crate::error::AdminError;
 use crate::greeting::store::{self, Previous, short, validate_message};
 
 struct GreetingRow {

@@ -1,12 +1,14 @@
 //! API tokens in the admin: list, create (shown once), revoke. Superusers see and revoke
 //! every token; staff users their own. The token model is the API's
-//! ([`crate::api::tokens`]); revoking NOTIFYs every replica, which drops the token at once.
+//! ([`crate::auth::tokens`]); revoking NOTIFYs every replica, which drops the token at once.
 
 use serde_json::{Value, json};
 
 use super::audit::{self, Change};
-use super::web::{AdminError, Ctx, Page, Result};
-use crate::api::tokens::{self, CreateTokenError, NewToken, Scope, Scopes};
+use super::page::Page;
+use super::request::{Ctx, Result};
+use crate::auth::tokens::{self, CreateTokenError, NewToken, Scope, Scopes};
+use crate::error::AdminError;
 
 const TITLE: &str = "API tokens | Greeter administration";
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio_postgres::AsyncMessage;
 
 use super::snapshot::GreetingSnapshot;
-use super::tokens::{self, Scopes, TokenHash};
+use crate::auth::tokens::{self, Scopes, TokenHash};
 use crate::config::DatabaseSettings;
 
 pub const CHANNEL: &str = "api_tokens_changed";

@@ -6,11 +6,13 @@
 //! Every error is answered by [`problem::ApiProblem`] as `application/problem+json`.
 
 pub mod auth;
+pub mod createtoken;
 pub mod greetings;
 pub mod openapi;
 pub mod problem;
 pub mod snapshot;
-pub mod tokens;
+/// The token model lives with the users it belongs to ([`crate::auth::tokens`]).
+pub use crate::auth::tokens;
 
 use std::num::NonZeroU32;
 use std::pin::Pin;
@@ -31,9 +33,9 @@ use self::auth::{AuthError, TokenCache, TokenRecord};
 use self::problem::ApiProblem;
 use self::tokens::Scope;
 use crate::admin::audit::TokenActor;
-use crate::routes::with_state;
 use crate::server::ClientAddr;
 use crate::state::AppState;
+use crate::state::with_state;
 
 /// Largest accepted request body (a greeting is at most 500 characters).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use warp::reply::Response;
 
 use super::auth::AuthError;
-use super::tokens::Scope;
+use crate::auth::tokens::Scope;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
