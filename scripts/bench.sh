@@ -274,7 +274,7 @@ if [ "$mode" = api ]; then
   row "  same, unknown token (401)" "$u_rps" "$u_p50" "$u_p99" "$u_bad" "$(rss_mib "$greeter_pid")"
   echo
   echo "API p99 at c=$connections: ${a_p99} ms (target < 5 ms); non-2xx: ${a_bad}"
-  echo "token checks: in memory (no database round trip); each request still reads one page of greetings from PostgreSQL"
+  echo "token check and page: both from memory (no database round trip; see DOCS.md, API)"
   echo "greeter peak RSS: $(hwm_mib "$greeter_pid") MiB"
   exit 0
 fi

@@ -438,6 +438,23 @@ async fn every_write_is_an_audit_entry_naming_the_token_and_its_owner() {
         );
     }
     assert_eq!(rows[1].get::<_, String>(6), "Audited again");
+
+    // The admin's audit page says which token made the change.
+    let admin = crate::admin_support::logged_in_admin(&app).await;
+    let entry: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT min(id) FROM admin_audit_log WHERE api_token_id IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (status, html) =
+        crate::admin_support::get(&app, &admin, &format!("/admin/audit/{entry}/")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("with the token “test token”"), "{html}");
     app.shutdown().await;
 }
 
