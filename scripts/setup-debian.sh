@@ -6,7 +6,8 @@
 #          admin's browser test), nix-bin (nix-instantiate --parse), shellcheck, wrk
 #          (benchmark), curl, jq
 #   pip:   .venv/ with the chart suite's tools (helm-python-sdk, kubernetes-validate,
-#          checkov, check-jsonschema, pytest) and the docs checks
+#          checkov, check-jsonschema, pytest) and the docs checks; .venv-schema/ with
+#          schemathesis (the API's contract suite)
 #   rustup: the <arch>-unknown-linux-musl std library (static suite)
 #   cargo: nixfmt (crate nixfmt_rs, the official Nix style) and deadnix
 set -euo pipefail
@@ -47,6 +48,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "setup-debian: pip install -r tests/chart/requirements.txt"
 .venv/bin/pip install --quiet -r tests/chart/requirements.txt
+# The API's contract suite (scripts/test-schema.sh) has a venv of its own: schemathesis
+# pins its own jsonschema and hypothesis, which must not move the chart suite's.
+[ -x .venv-schema/bin/python ] || python3 -m venv .venv-schema
+echo "setup-debian: pip install -r tests/schema/requirements.txt"
+.venv-schema/bin/pip install --quiet -r tests/schema/requirements.txt
 
 # Versions pinned so every machine formats and lints Nix files the same way.
 command -v nixfmt >/dev/null || cargo install --locked --quiet nixfmt_rs@0.5.3

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(rust chart nix docs static)
+[ ${#suites[@]} -gt 0 ] || suites=(rust chart nix docs static schema)
 
 # The chart and Nix suites run the real binaries; build them once, up front.
 cargo build --locked --bins --quiet || { echo "test: cargo build failed"; exit 1; }

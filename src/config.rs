@@ -80,6 +80,7 @@ pub const VARIABLES: &[&str] = &[
     "HEADER_READ_TIMEOUT_SECS",
     "IDLE_TIMEOUT_SECS",
     "HTTP2_CLEARTEXT",
+    "API_RATE_LIMIT",
 ];
 
 /// Variables that may instead be read from the file named by `<NAME>_FILE`.
@@ -323,6 +324,8 @@ pub struct NetworkSettings {
     /// Off by default: behind a Service, an ingress or a TLS-terminating proxy HTTP/1.1
     /// is what arrives, and h2c only adds attack surface. The metrics port never does.
     pub http2_cleartext: bool,
+    /// Requests per second one API token may make to this process (the burst is as big).
+    pub api_rate_limit: u32,
 }
 
 impl Default for NetworkSettings {
@@ -334,6 +337,7 @@ impl Default for NetworkSettings {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             http2_cleartext: false,
+            api_rate_limit: 50,
         }
     }
 }
@@ -383,6 +387,7 @@ impl NetworkSettings {
                 parse_bool,
                 "true, false, 1 or 0",
             )?,
+            api_rate_limit: count("API_RATE_LIMIT", d.api_rate_limit as usize)? as u32,
         })
     }
 }

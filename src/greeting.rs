@@ -5,6 +5,8 @@
 //! greeting when it fires. After a lost connection it reconnects with backoff and reloads
 //! once, so a change made while it was disconnected is not missed.
 
+pub mod store;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! greeter: a greeting API with a Django-style admin, on PostgreSQL.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod createsuperuser;

@@ -70,6 +70,7 @@ impl Application {
             state.greeting.clone(),
             stop_rx.clone(),
         ));
+        let api = tokio::spawn(crate::api::run_background(state.clone(), stop_rx.clone()));
         tracing::info!(
             http = %http.local_addr()?,
             metrics = %metrics.local_addr()?,
@@ -110,6 +111,7 @@ impl Application {
         );
         let ((), drained, _) = tokio::join!(trigger, public, internal);
         let _ = listener.await;
+        let _ = api.await;
         if drained {
             tracing::info!("all requests finished; exiting");
         } else {

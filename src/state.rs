@@ -17,12 +17,15 @@ pub struct AppState {
     pub greeting: Arc<GreetingCache>,
     /// The admin's own state: templates, keys and security policy.
     pub admin: Arc<AdminState>,
+    /// The API's token cache, greeting snapshot, rate limiter and OpenAPI document.
+    pub api: Arc<crate::api::ApiState>,
     draining: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, pool: Pool, admin: Arc<AdminState>) -> Self {
         Self {
+            api: Arc::new(crate::api::ApiState::new(settings.network.api_rate_limit)),
             settings,
             pool,
             greeting: Arc::new(GreetingCache::default()),

@@ -63,6 +63,45 @@ pub(crate) async fn record(
     Ok(())
 }
 
+/// An API token acting for its owner: its entries name both (see `crate::api`).
+pub(crate) struct TokenActor<'a> {
+    pub token_id: i64,
+    pub token_name: &'a str,
+    pub owner_id: i64,
+    pub owner_username: &'a str,
+    pub client_addr: Option<IpAddr>,
+}
+
+/// Like [`record`], for a change made through the API with a token.
+pub(crate) async fn record_via_token(
+    client: &impl GenericClient,
+    actor: &TokenActor<'_>,
+    change: Change<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO admin_audit_log
+               (user_id, username, action, object_type, object_id, object_repr, before, after,
+                client_addr, api_token_id, api_token_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &actor.owner_id,
+                &actor.owner_username,
+                &change.action,
+                &change.object_type,
+                &change.object_id,
+                &change.object_repr,
+                &change.before,
+                &change.after,
+                &actor.client_addr.map(|a| a.to_string()),
+                &actor.token_id,
+                &actor.token_name,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 /// The actions that the audit log's filter offers.
 pub(crate) const ACTIONS: &[&str] = &[
     "create",
@@ -74,7 +113,8 @@ pub(crate) const ACTIONS: &[&str] = &[
     "login",
     "logout",
     "login_locked",
+    "revoke",
 ];
 
 /// The object types that the audit log's filter offers.
-pub(crate) const OBJECT_TYPES: &[&str] = &["user", "greeting", "session"];
+pub(crate) const OBJECT_TYPES: &[&str] = &["user", "greeting", "session", "api_token"];

@@ -97,6 +97,17 @@ pub(crate) struct GreetingForm {
     pub is_active: bool,
 }
 
+/// The API token form of `/admin/tokens/`.
+#[derive(Deserialize)]
+pub(crate) struct TokenForm {
+    pub name: String,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub scope_read: bool,
+    #[serde(default, deserialize_with = "checkbox")]
+    pub scope_write: bool,
+    pub expiry: String,
+}
+
 /// `?q=&o=&p=` of the users list.
 #[derive(Deserialize)]
 pub(crate) struct UsersQuery {

@@ -14,11 +14,7 @@ use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::sql::sql_time;
 use crate::error::AdminError;
-
-/// Serialises activations: under READ COMMITTED two concurrent ones could otherwise both
-/// miss each other's row and trip the one-active index. "greet\0\0\0".
-const GREETINGS_LOCK: i64 = 0x6772_6565_7400_0000;
-const MAX_LENGTH: usize = 500;
+use crate::greeting::store::{self, Previous, short, validate_message};
 
 #[derive(Serialize, Clone, Default)]
 struct GreetingRow {
@@ -63,14 +59,6 @@ struct DeleteData {
     greeting: GreetingRow,
 }
 
-fn short(message: &str) -> String {
-    let mut s: String = message.chars().take(60).collect();
-    if message.chars().count() > 60 {
-        s.push('…');
-    }
-    s
-}
-
 fn select_greetings() -> String {
     format!(
         "SELECT id, message, is_active, {}, {} FROM greetings",
@@ -98,41 +86,8 @@ async fn find(client: &impl GenericClient, id: i64) -> Result<GreetingRow> {
 }
 
 /// Deactivate every other greeting and activate `id`, returning the one that was active.
-async fn make_active(client: &impl GenericClient, id: i64) -> Result<Option<GreetingRow>> {
-    client
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&GREETINGS_LOCK])
-        .await?;
-    let previous = client
-        .query_opt(
-            &format!("{} WHERE is_active AND id <> $1", select_greetings()),
-            &[&id],
-        )
-        .await?
-        .map(|r| greeting_row(&r));
-    client
-        .execute(
-            "UPDATE greetings SET is_active = FALSE, updated_at = now()
-             WHERE is_active AND id <> $1",
-            &[&id],
-        )
-        .await?;
-    client
-        .execute(
-            "UPDATE greetings SET is_active = TRUE, updated_at = now() WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-    Ok(previous)
-}
-
-fn validate_message(message: &str) -> Option<&'static str> {
-    if message.is_empty() {
-        Some("This field is required.")
-    } else if message.chars().count() > MAX_LENGTH {
-        Some("Ensure this value has at most 500 characters.")
-    } else {
-        None
-    }
+async fn make_active(client: &impl GenericClient, id: i64) -> Result<Option<Previous>> {
+    Ok(store::activate(client, id).await?)
 }
 
 /// `GET /admin/greetings/?p=`.
@@ -364,16 +319,8 @@ pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     }
     let actor = ctx.actor();
     let tx = ctx.db.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&GREETINGS_LOCK])
-        .await?;
     // Checked again under the lock: it may have been activated in the meantime.
-    let deleted = tx
-        .execute(
-            "DELETE FROM greetings WHERE id = $1 AND NOT is_active",
-            &[&id],
-        )
-        .await?;
-    if deleted == 0 {
+    if !store::delete_inactive(&*tx, id).await? {
         return Err(AdminError::NotFound);
     }
     audit::record(

@@ -5,7 +5,7 @@
 //! [`request::Ctx`] to the pages (`auth_views`, `pages`, `users`, `greetings`), which
 //! answer with a [`page::Page`]; `page` adds the security headers and renders errors.
 
-mod audit;
+pub(crate) mod audit;
 mod auth_views;
 mod forms;
 mod greetings;
@@ -20,6 +20,7 @@ mod sessions_list;
 mod sql;
 mod state;
 mod throttle;
+mod tokens;
 mod users;
 
 pub use page::error_response;

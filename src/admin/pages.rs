@@ -174,7 +174,7 @@ pub(crate) async fn audit_detail(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         .db
         .query_opt(
             &format!(
-                "SELECT {}, before, after, COALESCE(client_addr, '') FROM admin_audit_log
+                "SELECT {}, before, after, COALESCE(client_addr, ''), api_token_name FROM admin_audit_log
                  WHERE id = $1",
                 audit_columns()
             ),
@@ -187,6 +187,7 @@ pub(crate) async fn audit_detail(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     entry["before"] = json!(pretty(row.get(7)));
     entry["after"] = json!(pretty(row.get(8)));
     entry["client_addr"] = json!(row.get::<_, String>(9));
+    entry["api_token"] = json!(row.get::<_, Option<String>>(10));
     ctx.render(
         "audit_detail",
         &format!("Audit entry {id} | Greeter administration"),

@@ -1,4 +1,4 @@
-//! `greeter`: the HTTP server (`serve`, the default) and `createsuperuser`.
+//! `greeter`: the HTTP server (`serve`, the default), `createsuperuser` and `createtoken`.
 
 use std::process::ExitCode;
 
@@ -38,6 +38,21 @@ enum Command {
         #[arg(long)]
         noinput: bool,
     },
+    /// Create an API token for /api/v1/ and print it (once: only its hash is stored).
+    Createtoken {
+        /// What the token is for, e.g. "ci-deploy" (1-100 characters).
+        #[arg(long)]
+        name: String,
+        /// greetings:read or greetings:write (which includes reading); repeatable.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// The token stops working after this many days (1-3650); never, if omitted.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// The owner: an existing active admin (staff) user.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +62,12 @@ fn main() -> ExitCode {
         Command::Createsuperuser { username, noinput } => {
             greeter::createsuperuser::run(username, noinput)
         }
+        Command::Createtoken {
+            name,
+            scopes,
+            expires_in_days,
+            username,
+        } => greeter::api::createtoken::run(&name, &scopes, expires_in_days, &username),
     }
 }
 

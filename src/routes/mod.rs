@@ -35,6 +35,8 @@ pub fn public(state: AppState) -> BoxedFilter<(Response,)> {
     greeting::route(state.clone())
         .or(health::routes(state.clone()))
         .unify()
+        .or(crate::api::routes(state.clone()))
+        .unify()
         .or(crate::admin::routes(state.admin.clone()))
         .unify()
         .recover(crate::error::handle_rejection)

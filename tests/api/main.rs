@@ -19,6 +19,13 @@ mod tls;
 
 mod accept_backoff;
 mod account_security;
+mod api_admin_tokens;
+mod api_createtoken;
+mod api_greetings;
+mod api_openapi;
+mod api_support;
+mod api_tokens;
+
 mod admin_auth;
 mod admin_errors;
 mod admin_greetings;

@@ -1,6 +1,6 @@
 //! End-to-end test of the admin in a real browser: Debian's `chromium`, driven through
 //! `chromedriver` with fantoccini. It logs in, creates a greeting, activates it, sees it
-//! on `/`, changes the password, logs out, and saves screenshots to `test-artifacts/`.
+//! on `/`, creates, uses and revokes an API token, changes the password, logs out, and saves screenshots to `test-artifacts/`.
 //!
 //! There is deliberately no "skip if missing": without Chromium this test fails, naming
 //! the packages to install (`apt-get install chromium chromium-driver`).
@@ -289,6 +289,75 @@ async fn an_admin_works_through_the_admin_in_chromium() {
     }
     shots.take(&browser, "05-root").await;
 
+    // An API token: create it (shown once), use it, revoke it (refused at once).
+    browser.goto(&app.url("/admin/")).await.unwrap();
+    wait_for_title(&browser, "Site administration | Greeter administration").await;
+    click(&browser, "nav a[href='/admin/tokens/']").await;
+    wait_for_title(&browser, "API tokens | Greeter administration").await;
+    fill(&browser, "id_name", "browser token").await;
+    click(&browser, "#id_scope_write").await;
+    click(
+        &browser,
+        "form[action='/admin/tokens/add/'] button[type=submit]",
+    )
+    .await;
+    let token = browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("new-token"))
+        .await
+        .expect("the new token is shown")
+        .text()
+        .await
+        .unwrap();
+    assert!(token.starts_with("grt_") && token.len() == 47, "{token}");
+    assert!(body_text(&browser).await.contains("shown only this once"));
+    shots.take(&browser, "06-token-created").await;
+    let api = |token: String| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/greetings");
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let started = Instant::now();
+    while api(token.clone()).await != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the new token is not accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.goto(&app.url("/admin/tokens/")).await.unwrap();
+    wait_for_title(&browser, "API tokens | Greeter administration").await;
+    let list = body_text(&browser).await;
+    assert!(list.contains("browser token") && !list.contains(&token));
+    click(&browser, "form[action$='/revoke/'] button").await;
+    let started = Instant::now();
+    while !body_text(&browser).await.contains("was revoked") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no revocation message"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shots.take(&browser, "07-token-revoked").await;
+    let started = Instant::now();
+    while api(token.clone()).await != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the revoked token is still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // Change the password.
     browser.goto(&app.url("/admin/")).await.unwrap();
     wait_for_title(&browser, "Site administration | Greeter administration").await;
@@ -297,7 +366,7 @@ async fn an_admin_works_through_the_admin_in_chromium() {
     fill(&browser, "id_old_password", PASSWORD).await;
     fill(&browser, "id_new_password1", NEW_PASSWORD).await;
     fill(&browser, "id_new_password2", NEW_PASSWORD).await;
-    shots.take(&browser, "06-password-change").await;
+    shots.take(&browser, "08-password-change").await;
     click(&browser, ".submit-row button[type=submit]").await;
     wait_for_title(&browser, "Site administration | Greeter administration").await;
     assert!(
@@ -314,7 +383,7 @@ async fn an_admin_works_through_the_admin_in_chromium() {
             .await
             .contains("You have been logged out.")
     );
-    shots.take(&browser, "07-logged-out").await;
+    shots.take(&browser, "09-logged-out").await;
     browser.goto(&app.url("/admin/greetings/")).await.unwrap();
     wait_for_title(&browser, "Log in | Greeter administration").await;
 
@@ -327,7 +396,7 @@ async fn an_admin_works_through_the_admin_in_chromium() {
         "Select greeting to change | Greeter administration",
     )
     .await;
-    shots.take(&browser, "08-mobile-greetings").await;
+    shots.take(&browser, "10-mobile-greetings").await;
 
     browser.close().await.unwrap();
     drop(driver);

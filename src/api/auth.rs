@@ -1,0 +1,288 @@
+//! Bearer-token checks without a database round trip: every replica keeps the valid
+//! tokens (their hashes, scopes, owner and expiry) in memory and reloads them whenever
+//! PostgreSQL NOTIFYs `api_tokens_changed` (a trigger on `api_tokens`, and on the owners'
+//! `is_active`/`is_staff`/`is_superuser`). A revocation therefore reaches every replica
+//! as fast as a greeting change does.
+//!
+//! Fail closed: while the LISTEN connection is down a replica cannot know about
+//! revocations, so it forgets every token and answers 503 until it has reconnected and
+//! reloaded. Last-use times are marked in memory at most once a minute per token and
+//! written in one batched UPDATE every few seconds.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio_postgres::AsyncMessage;
+
+use super::snapshot::GreetingSnapshot;
+use crate::auth::tokens::{self, Scopes, TokenHash};
+use crate::config::DatabaseSettings;
+
+pub const CHANNEL: &str = "api_tokens_changed";
+
+/// `application_name` of the token LISTEN connection, as seen in `pg_stat_activity`.
+pub const LISTENER_APPLICATION_NAME: &str = "greeter-token-listener";
+
+/// A token's last use is written at most this often.
+const LAST_USED_GRANULARITY_SECS: i64 = 60;
+/// How often the marked last uses are written.
+const LAST_USED_FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// A valid token as this replica knows it.
+#[derive(Debug)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub owner_id: i64,
+    pub owner_username: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<OffsetDateTime>,
+    hash: TokenHash,
+    /// Unix seconds of the last use marked for writing.
+    marked_at: AtomicI64,
+}
+
+/// Why a request's credentials are refused (all answered 401, except `Unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer grt_…` of the right length and alphabet.
+    Malformed,
+    /// Unknown, revoked, or its owner is no longer an active admin user.
+    Invalid,
+    Expired,
+    /// The token list is not loaded (start-up, or the LISTEN connection is lost).
+    Unavailable,
+}
+
+#[derive(Default)]
+pub struct TokenCache {
+    /// `None` until loaded, and again whenever the listener loses its connection.
+    tokens: ArcSwapOption<HashMap<TokenHash, Arc<TokenRecord>>>,
+    /// Token ids whose use was marked since the last flush.
+    used: std::sync::Mutex<HashSet<i64>>,
+}
+
+impl TokenCache {
+    pub fn is_loaded(&self) -> bool {
+        self.tokens.load().is_some()
+    }
+
+    /// Check an `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&[u8]>) -> Result<Arc<TokenRecord>, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let header = std::str::from_utf8(header).map_err(|_| AuthError::Malformed)?;
+        let (scheme, token) = header.split_once(' ').ok_or(AuthError::Malformed)?;
+        let token = token.trim_matches(' ');
+        if !scheme.eq_ignore_ascii_case("bearer") || !tokens::looks_like_token(token) {
+            return Err(AuthError::Malformed);
+        }
+        let map = self.tokens.load();
+        let map = map.as_ref().ok_or(AuthError::Unavailable)?;
+        let hash = tokens::hash(token);
+        let record = map.get(&hash).ok_or(AuthError::Invalid)?;
+        // The map found it by hash; compare the full hashes in constant time anyway, so
+        // the decision itself never depends on where two hashes first differ.
+        if !tokens::hashes_equal(&record.hash, &hash) {
+            return Err(AuthError::Invalid);
+        }
+        let now = OffsetDateTime::now_utc();
+        if record.expires_at.is_some_and(|at| at <= now) {
+            return Err(AuthError::Expired);
+        }
+        self.mark_used(record, now.unix_timestamp());
+        Ok(record.clone())
+    }
+
+    fn mark_used(&self, record: &TokenRecord, now: i64) {
+        let marked = record.marked_at.load(Ordering::Relaxed);
+        if now - marked >= LAST_USED_GRANULARITY_SECS
+            && record
+                .marked_at
+                .compare_exchange(marked, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            && let Ok(mut used) = self.used.lock()
+        {
+            used.insert(record.id);
+        }
+    }
+
+    fn take_used(&self) -> Vec<i64> {
+        self.used
+            .lock()
+            .map(|mut used| used.drain().collect())
+            .unwrap_or_default()
+    }
+
+    fn forget(&self) {
+        self.tokens.store(None);
+    }
+}
+
+/// Every token that may be used now: not revoked, not expired, owner an active admin.
+async fn load(
+    client: &tokio_postgres::Client,
+) -> Result<HashMap<TokenHash, Arc<TokenRecord>>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT t.id, t.name, t.owner_id, u.username, t.scopes, t.expires_at, t.token_hash
+             FROM api_tokens t JOIN users u ON u.id = t.owner_id
+             WHERE t.revoked_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > now())
+               AND u.is_active AND (u.is_staff OR u.is_superuser)",
+            &[],
+        )
+        .await?;
+    let mut map = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let stored: Vec<u8> = row.get(6);
+        let Ok(hash) = TokenHash::try_from(stored.as_slice()) else {
+            continue;
+        };
+        let scopes: Vec<String> = row.get(4);
+        map.insert(
+            hash,
+            Arc::new(TokenRecord {
+                id: row.get(0),
+                name: row.get(1),
+                owner_id: row.get(2),
+                owner_username: row.get(3),
+                scopes: Scopes::from_names(&scopes),
+                expires_at: row.get(5),
+                hash,
+                marked_at: AtomicI64::new(0),
+            }),
+        );
+    }
+    Ok(map)
+}
+
+/// Keep `cache` current until `shutdown` turns true (reconnecting with backoff).
+pub async fn listen(
+    settings: DatabaseSettings,
+    cache: Arc<TokenCache>,
+    greetings: Arc<GreetingSnapshot>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let result = tokio::select! {
+            result = listen_once(&settings, &cache, &greetings) => result,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        // Fail closed: a revocation (or a greeting change) could be missed meanwhile.
+        cache.forget();
+        greetings.forget();
+        match result {
+            Ok(()) => {
+                backoff = Duration::from_millis(100);
+                tracing::warn!("token listener connection closed; API refused until reconnected");
+            }
+            Err(e) => tracing::warn!(
+                error = crate::db::describe(&e),
+                retry_in_ms = backoff.as_millis() as u64,
+                "token listener failed; API refused until reconnected"
+            ),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn listen_once(
+    settings: &DatabaseSettings,
+    cache: &TokenCache,
+    greetings: &GreetingSnapshot,
+) -> Result<(), tokio_postgres::Error> {
+    let mut config = settings.pg_config();
+    config.application_name(LISTENER_APPLICATION_NAME);
+    let (client, mut connection) = config.connect(crate::db::tls_connector()).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n.channel() == CHANNEL).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "token listener connection error");
+                    break;
+                }
+            }
+        }
+    });
+    client
+        .batch_execute(&format!(
+            "LISTEN {CHANNEL}; LISTEN {}",
+            crate::greeting::CHANNEL
+        ))
+        .await?;
+    greetings.reload(&client).await?;
+    cache.tokens.store(Some(Arc::new(load(&client).await?)));
+    tracing::info!("token listener connected");
+    // Notifications that arrive during a reload coalesce into one further reload each.
+    while let Some(first) = rx.recv().await {
+        let (mut tokens_changed, mut greetings_changed) = (first, !first);
+        while let Ok(is_tokens) = rx.try_recv() {
+            tokens_changed |= is_tokens;
+            greetings_changed |= !is_tokens;
+        }
+        if greetings_changed {
+            greetings.reload(&client).await?;
+        }
+        if tokens_changed {
+            cache.tokens.store(Some(Arc::new(load(&client).await?)));
+            tracing::info!("API tokens reloaded after a change notification");
+        }
+    }
+    driver.abort();
+    Ok(())
+}
+
+/// Write the marked last uses every few seconds (and once more at shutdown).
+pub async fn flush_last_used(
+    pool: deadpool_postgres::Pool,
+    cache: Arc<TokenCache>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(LAST_USED_FLUSH_EVERY) => false,
+            _ = shutdown.wait_for(|stop| *stop) => true,
+        };
+        let ids = cache.take_used();
+        if !ids.is_empty() {
+            let written = async {
+                let client = pool.get().await.map_err(|e| e.to_string())?;
+                client
+                    .execute(
+                        "UPDATE api_tokens SET last_used_at = now() WHERE id = ANY($1)",
+                        &[&ids],
+                    )
+                    .await
+                    .map_err(|e| crate::db::describe(&e))
+            }
+            .await;
+            if let Err(error) = written {
+                tracing::warn!(error, tokens = ids.len(), "could not record API token use");
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
