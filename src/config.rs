@@ -1,4 +1,4 @@
-//! Configuration from the environment, as listed in DESIGN.md.
+//! Configuration from the environment, as listed in DOCS.md (the environment variables table).
 //!
 //! Every problem becomes a [`ConfigError`] that names the variable and never its value, so
 //! the binaries can print one line and exit with status 2.
@@ -37,22 +37,30 @@ impl std::error::Error for ConfigError {}
 
 /// Where variables come from: the process environment in production, a map in tests.
 pub trait Source {
-    fn var(&self, name: &str) -> Option<String>;
+    /// The variable's value, `None` if unset, or an error naming it if it has no text value.
+    fn var(&self, name: &str) -> Result<Option<String>, ConfigError>;
 }
 
 /// The real process environment.
 pub struct ProcessEnv;
 
 impl Source for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        // A value that is not valid UTF-8 is reported as invalid by `text`, not ignored.
-        std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+    fn var(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        // A value that is not valid UTF-8 is an error naming the variable: replacing the
+        // bad bytes (to_string_lossy) would silently use a different value.
+        match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(ConfigError::new(name, "is invalid: not valid UTF-8"))
+            }
+        }
     }
 }
 
 impl Source for HashMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
+    fn var(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.get(name).cloned())
     }
 }
 
@@ -95,19 +103,19 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// A plain variable; empty counts as unset.
-    fn optional(&self, name: &str) -> Option<String> {
-        self.source.var(name).filter(|v| !v.trim().is_empty())
+    fn optional(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.source.var(name)?.filter(|v| !v.trim().is_empty()))
     }
 
     fn required(&self, name: &str) -> Result<String, ConfigError> {
-        self.optional(name)
+        self.optional(name)?
             .ok_or_else(|| ConfigError::new(name, "is required but not set"))
     }
 
     /// A secret: from `NAME` or from the file named by `NAME_FILE`, never both.
     fn optional_secret(&self, name: &str) -> Result<Option<SecretString>, ConfigError> {
         let file_var = format!("{name}_FILE");
-        match (self.optional(name), self.optional(&file_var)) {
+        match (self.optional(name)?, self.optional(&file_var)?) {
             (Some(_), Some(_)) => Err(ConfigError::new(
                 name,
                 format!("and {file_var} are both set; set only one"),
@@ -131,7 +139,7 @@ impl Reader<'_> {
         parse: impl Fn(&str) -> Option<T>,
         expected: &str,
     ) -> Result<T, ConfigError> {
-        match self.optional(name) {
+        match self.optional(name)? {
             None => Ok(default),
             Some(raw) => parse(raw.trim())
                 .ok_or_else(|| ConfigError::new(name, format!("is invalid: expected {expected}"))),
@@ -274,7 +282,7 @@ impl AdminBootstrap {
     pub fn from_source(source: &dyn Source) -> Result<Option<Self>, ConfigError> {
         let r = Reader { source };
         match (
-            r.optional("ADMIN_USERNAME"),
+            r.optional("ADMIN_USERNAME")?,
             r.optional_secret("ADMIN_PASSWORD")?,
         ) {
             (Some(username), Some(password)) => Ok(Some(Self { username, password })),
@@ -584,9 +592,9 @@ mod tests {
     struct Recording(std::cell::RefCell<Vec<String>>, HashMap<String, String>);
 
     impl Source for Recording {
-        fn var(&self, name: &str) -> Option<String> {
+        fn var(&self, name: &str) -> Result<Option<String>, ConfigError> {
             self.0.borrow_mut().push(name.to_owned());
-            self.1.get(name).cloned()
+            Ok(self.1.get(name).cloned())
         }
     }
 
