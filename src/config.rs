@@ -311,6 +311,55 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub payment_api_key: Option<SecretString>,
     pub network: NetworkSettings,
+    pub admin_policy: AdminPolicy,
+}
+
+/// The admin's tunable security rules: sessions, login throttling, the argon2 queue.
+/// Production uses [`AdminPolicy::default`] (no variable sets them); tests pass shorter
+/// durations through [`Settings::admin_policy`] instead of waiting for half an hour.
+#[derive(Debug, Clone)]
+pub struct AdminPolicy {
+    /// A session unused for this long is over.
+    pub idle_timeout: Duration,
+    /// A session is over this long after login, however active.
+    pub absolute_timeout: Duration,
+    /// Attempts on one username from one client address, within `failure_window`, that
+    /// lock this pair out (the soft lockout: other addresses may still try).
+    pub pair_failure_limit: i32,
+    /// Attempts on one username from anywhere, within `failure_window`, that lock it out
+    /// (the hard lock, much higher than the pair's).
+    pub username_failure_limit: i32,
+    /// Attempts from one client address (IPv6: one /64), within `failure_window`, that
+    /// lock it out.
+    pub address_failure_limit: i32,
+    pub failure_window: Duration,
+    pub lockout: Duration,
+    /// After this many attempts on a (username, address) pair each further failed
+    /// attempt is answered more slowly.
+    pub slowdown_after: i32,
+    pub slowdown_step: Duration,
+    pub slowdown_max: Duration,
+    /// Login attempts allowed to wait for or run argon2 at once (per process); beyond
+    /// them a login is answered at once with 503 and `Retry-After` instead of queueing.
+    pub max_pending_logins: usize,
+}
+
+impl Default for AdminPolicy {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            pair_failure_limit: 5,
+            username_failure_limit: 100,
+            address_failure_limit: 50,
+            failure_window: Duration::from_secs(15 * 60),
+            lockout: Duration::from_secs(15 * 60),
+            slowdown_after: 2,
+            slowdown_step: Duration::from_millis(250),
+            slowdown_max: Duration::from_secs(2),
+            max_pending_logins: 4 * crate::auth::password::hash_threads().max(4),
+        }
+    }
 }
 
 /// Connection limits and the proxies whose forwarding headers are believed.
@@ -327,6 +376,8 @@ pub struct NetworkSettings {
     pub header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
+    /// No request may take longer than this; the client gets a 503 (no variable sets it).
+    pub request_timeout: Duration,
 }
 
 impl Default for NetworkSettings {
@@ -337,6 +388,7 @@ impl Default for NetworkSettings {
             max_connections_per_address: 256,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -380,6 +432,7 @@ impl NetworkSettings {
             )?,
             header_read_timeout: secs("HEADER_READ_TIMEOUT_SECS", d.header_read_timeout)?,
             idle_timeout: secs("IDLE_TIMEOUT_SECS", d.idle_timeout)?,
+            request_timeout: d.request_timeout,
         })
     }
 }
@@ -443,6 +496,7 @@ impl Settings {
             database: DatabaseSettings::from_source(source)?,
             payment_api_key: r.optional_secret("PAYMENT_API_KEY")?,
             network: NetworkSettings::from_source(source)?,
+            admin_policy: AdminPolicy::default(),
         })
     }
 }

@@ -87,7 +87,7 @@ impl Application {
             crate::routes::public(state.clone()),
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
-            Observe::Requests,
+            Observe::Requests(crate::routes::route_label),
             state.settings.network.clone(),
         );
         let internal = server::serve(
