@@ -87,7 +87,10 @@ fn values_that_are_not_utf8_are_named_not_mangled() {
     // Each would be accepted if its bad byte were replaced by U+FFFD: the server would
     // start with a value nobody configured.
     for (variable, value) in [
-        ("SECRET_KEY", &b"a-long-enough-secret-key-with-a-bad-byte-\xff-0123"[..]),
+        (
+            "SECRET_KEY",
+            &b"a-long-enough-secret-key-with-a-bad-byte-\xff-0123"[..],
+        ),
         ("DATABASE_HOST", &b"127.0.0.1\xff"[..]),
         ("DATABASE_NAME", &b"greeter\xfe"[..]),
     ] {
