@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
-use super::web::{AdminError, Ctx, PER_PAGE, Page, Paging, Result, sql_time};
+use super::forms::{PER_PAGE, Paging};
+use super::page::Page;
+use super::request::{Ctx, Result};
+use super::sql::sql_time;
+use crate::error::AdminError;
 
 /// Serialises activations: under READ COMMITTED two concurrent ones could otherwise both
 /// miss each other's row and trip the one-active index. "greet\0\0\0".
