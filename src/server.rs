@@ -396,10 +396,11 @@ where
 
     // Every line logged while the request is handled carries its id, method and route
     // (JSON: under "span"), so one id finds the whole story.
+    // Plain strings: recorded as they are, without a Display round trip per field.
     let span = tracing::info_span!(
         "request",
-        request_id = %request_id,
-        method = %method,
+        request_id = request_id.as_str(),
+        method = method.as_str(),
         route,
     );
     let call = AssertUnwindSafe(service.call(request)).catch_unwind();
