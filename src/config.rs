@@ -37,22 +37,30 @@ impl std::error::Error for ConfigError {}
 
 /// Where variables come from: the process environment in production, a map in tests.
 pub trait Source {
-    fn var(&self, name: &str) -> Option<String>;
+    /// The variable's value, `None` if unset, or an error naming it if it has no text value.
+    fn var(&self, name: &str) -> Result<Option<String>, ConfigError>;
 }
 
 /// The real process environment.
 pub struct ProcessEnv;
 
 impl Source for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        // A value that is not valid UTF-8 is reported as invalid by `text`, not ignored.
-        std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+    fn var(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        // A value that is not valid UTF-8 is an error naming the variable: replacing the
+        // bad bytes (to_string_lossy) would silently use a different value.
+        match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(ConfigError::new(name, "is invalid: not valid UTF-8"))
+            }
+        }
     }
 }
 
 impl Source for HashMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
+    fn var(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.get(name).cloned())
     }
 }
 
@@ -97,19 +105,19 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// A plain variable; empty counts as unset.
-    fn optional(&self, name: &str) -> Option<String> {
-        self.source.var(name).filter(|v| !v.trim().is_empty())
+    fn optional(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.source.var(name)?.filter(|v| !v.trim().is_empty()))
     }
 
     fn required(&self, name: &str) -> Result<String, ConfigError> {
-        self.optional(name)
+        self.optional(name)?
             .ok_or_else(|| ConfigError::new(name, "is required but not set"))
     }
 
     /// A secret: from `NAME` or from the file named by `NAME_FILE`, never both.
     fn optional_secret(&self, name: &str) -> Result<Option<SecretString>, ConfigError> {
         let file_var = format!("{name}_FILE");
-        match (self.optional(name), self.optional(&file_var)) {
+        match (self.optional(name)?, self.optional(&file_var)?) {
             (Some(_), Some(_)) => Err(ConfigError::new(
                 name,
                 format!("and {file_var} are both set; set only one"),
@@ -133,7 +141,7 @@ impl Reader<'_> {
         parse: impl Fn(&str) -> Option<T>,
         expected: &str,
     ) -> Result<T, ConfigError> {
-        match self.optional(name) {
+        match self.optional(name)? {
             None => Ok(default),
             Some(raw) => parse(raw.trim())
                 .ok_or_else(|| ConfigError::new(name, format!("is invalid: expected {expected}"))),
@@ -276,7 +284,7 @@ impl AdminBootstrap {
     pub fn from_source(source: &dyn Source) -> Result<Option<Self>, ConfigError> {
         let r = Reader { source };
         match (
-            r.optional("ADMIN_USERNAME"),
+            r.optional("ADMIN_USERNAME")?,
             r.optional_secret("ADMIN_PASSWORD")?,
         ) {
             (Some(username), Some(password)) => Ok(Some(Self { username, password })),
@@ -304,6 +312,55 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub payment_api_key: Option<SecretString>,
     pub network: NetworkSettings,
+    pub admin_policy: AdminPolicy,
+}
+
+/// The admin's tunable security rules: sessions, login throttling, the argon2 queue.
+/// Production uses [`AdminPolicy::default`] (no variable sets them); tests pass shorter
+/// durations through [`Settings::admin_policy`] instead of waiting for half an hour.
+#[derive(Debug, Clone)]
+pub struct AdminPolicy {
+    /// A session unused for this long is over.
+    pub idle_timeout: Duration,
+    /// A session is over this long after login, however active.
+    pub absolute_timeout: Duration,
+    /// Attempts on one username from one client address, within `failure_window`, that
+    /// lock this pair out (the soft lockout: other addresses may still try).
+    pub pair_failure_limit: i32,
+    /// Attempts on one username from anywhere, within `failure_window`, that lock it out
+    /// (the hard lock, much higher than the pair's).
+    pub username_failure_limit: i32,
+    /// Attempts from one client address (IPv6: one /64), within `failure_window`, that
+    /// lock it out.
+    pub address_failure_limit: i32,
+    pub failure_window: Duration,
+    pub lockout: Duration,
+    /// After this many attempts on a (username, address) pair each further failed
+    /// attempt is answered more slowly.
+    pub slowdown_after: i32,
+    pub slowdown_step: Duration,
+    pub slowdown_max: Duration,
+    /// Login attempts allowed to wait for or run argon2 at once (per process); beyond
+    /// them a login is answered at once with 503 and `Retry-After` instead of queueing.
+    pub max_pending_logins: usize,
+}
+
+impl Default for AdminPolicy {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            pair_failure_limit: 5,
+            username_failure_limit: 100,
+            address_failure_limit: 50,
+            failure_window: Duration::from_secs(15 * 60),
+            lockout: Duration::from_secs(15 * 60),
+            slowdown_after: 2,
+            slowdown_step: Duration::from_millis(250),
+            slowdown_max: Duration::from_secs(2),
+            max_pending_logins: 4 * crate::auth::password::hash_threads().max(4),
+        }
+    }
 }
 
 /// Connection limits and the proxies whose forwarding headers are believed.
@@ -326,6 +383,8 @@ pub struct NetworkSettings {
     pub http2_cleartext: bool,
     /// Requests per second one API token may make to this process (the burst is as big).
     pub api_rate_limit: u32,
+    /// No request may take longer than this; the client gets a 503 (no variable sets it).
+    pub request_timeout: Duration,
 }
 
 impl Default for NetworkSettings {
@@ -338,6 +397,7 @@ impl Default for NetworkSettings {
             idle_timeout: Duration::from_secs(60),
             http2_cleartext: false,
             api_rate_limit: 50,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -388,6 +448,7 @@ impl NetworkSettings {
                 "true, false, 1 or 0",
             )?,
             api_rate_limit: count("API_RATE_LIMIT", d.api_rate_limit as usize)? as u32,
+            request_timeout: d.request_timeout,
         })
     }
 }
@@ -450,6 +511,7 @@ impl Settings {
             database: DatabaseSettings::from_source(source)?,
             payment_api_key: r.optional_secret("PAYMENT_API_KEY")?,
             network: NetworkSettings::from_source(source)?,
+            admin_policy: AdminPolicy::default(),
         })
     }
 }
@@ -599,9 +661,9 @@ mod tests {
     struct Recording(std::cell::RefCell<Vec<String>>, HashMap<String, String>);
 
     impl Source for Recording {
-        fn var(&self, name: &str) -> Option<String> {
+        fn var(&self, name: &str) -> Result<Option<String>, ConfigError> {
             self.0.borrow_mut().push(name.to_owned());
-            self.1.get(name).cloned()
+            Ok(self.1.get(name).cloned())
         }
     }
 

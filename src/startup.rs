@@ -93,7 +93,7 @@ impl Application {
             crate::routes::public_faults(state.clone()),
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
-            Observe::Requests,
+            Observe::Requests(crate::routes::route_label),
             state.settings.network.clone(),
         );
         let internal = server::serve(

@@ -1,6 +1,6 @@
 //! Logging: one JSON object per line on stdout in production, readable lines when debugging.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
@@ -9,6 +9,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
@@ -33,20 +36,27 @@ pub fn init(format: LogFormat) -> LogGuard {
         .thread_name("log-writer")
         .finish(BufWriter::new(std::io::stdout()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer.clone());
     // `try_init` fails only if a subscriber exists already (several apps in one test).
     let installed = match format {
-        LogFormat::Json => builder
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer.clone())
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // The request's span (request_id, method, route) under "span" on every line
+            // logged while it is handled; its parents add nothing.
+            .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .try_init()
+            .is_ok(),
+        // Colours only for a terminal: piped or redirected logs are plain text.
+        LogFormat::Pretty => {
+            pretty_subscriber(writer.clone(), filter, std::io::stdout().is_terminal())
+                .try_init()
+                .is_ok()
+        }
     };
-    if installed.is_err() {
+    if !installed {
         return LogGuard { _writer: None };
     }
     if format == LogFormat::Json {
@@ -55,6 +65,36 @@ pub fn init(format: LogFormat) -> LogGuard {
     LogGuard {
         _writer: Some(guard),
     }
+}
+
+/// The human-readable format: one line per event, every field and message with its
+/// control characters escaped (`\n`, `\u{1b}`...), so a logged value cannot start a
+/// forged line or send the terminal escape sequences.
+fn pretty_subscriber<W>(writer: W, filter: EnvFilter, ansi: bool) -> impl tracing::Subscriber
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fields = tracing_subscriber::fmt::format::debug_fn(|out, field, value| {
+        let text = format!("{value:?}");
+        if field.name() != "message" {
+            write!(out, "{field}=")?;
+        }
+        for c in text.chars() {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                write!(out, "{}", c.escape_default())?;
+            } else {
+                out.write_char(c)?;
+            }
+        }
+        Ok(())
+    })
+    .delimited(" ");
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .fmt_fields(fields)
+        .finish()
 }
 
 /// Where JSON access-log lines go once [`init`] ran with JSON logs.
@@ -117,5 +157,54 @@ pub fn access(record: &AccessRecord<'_>) {
         buffer.push(b'\n');
         // One write_all = one line on the writer thread, never interleaved.
         let _ = writer.clone().write_all(&buffer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'w self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn pretty_logs_cannot_be_forged_with_control_characters() {
+        let buffer = Buffer::default();
+        let subscriber = pretty_subscriber(buffer.clone(), EnvFilter::new("info"), false);
+        let hostile = "bob\n2026-01-01T00:00:00Z  INFO admin login username=admin\x1b[2J\r\u{9b}";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", request_id = %hostile);
+            let _entered = span.enter();
+            tracing::info!(display = %hostile, debug = ?hostile, text = hostile, "typed {hostile}");
+        });
+        let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "one event, one line: {out}");
+        assert!(
+            !out.chars().any(|c| c.is_control() && c != '\n'),
+            "raw control characters: {out:?}"
+        );
+        assert!(out.ends_with('\n'));
+        // Escaped, not dropped: the reader still sees what was sent.
+        assert!(out.contains(r"bob\n2026"), "{out}");
+        assert!(out.contains(r"\u{1b}[2J"), "{out}");
+        assert_eq!(out.matches("display=").count(), 1, "{out}");
     }
 }

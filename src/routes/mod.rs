@@ -1,5 +1,6 @@
 //! The public routes (port 8080) and the metrics route (port 9090).
 
+pub mod favicon;
 pub mod greeting;
 pub mod health;
 pub mod metrics;
@@ -37,9 +38,39 @@ pub fn public(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(crate::api::routes(state.clone()))
         .unify()
+        .or(favicon::route())
+        .unify()
         .or(crate::admin::routes(state.admin.clone()))
         .unify()
         .recover(crate::error::handle_rejection)
         .unify()
         .boxed()
+}
+
+/// A bounded set of metric labels: unknown paths must not create new time series.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "/",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        p if p.starts_with("/api/") => "/api",
+        "/favicon.ico" => "/favicon.ico",
+        p if p.starts_with("/admin/static/") => "/admin/static",
+        p if p == "/admin" || p.starts_with("/admin/") => "/admin",
+        _ => "unmatched",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_are_bounded() {
+        assert_eq!(route_label("/"), "/");
+        assert_eq!(route_label("/admin/users/3/"), "/admin");
+        assert_eq!(route_label("/admin/static/admin.css"), "/admin/static");
+        assert_eq!(route_label("/api/v1/greetings/7"), "/api");
+        assert_eq!(route_label("/wp-login.php"), "unmatched");
+    }
 }

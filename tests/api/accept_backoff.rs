@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{LogLines, ServerProcess, wait_for};
+use crate::helpers::{ServerProcess, wait_for};
 use crate::postgres::{self, TEMPLATE_DB};
 
 const NEVER: Duration = Duration::from_secs(60);
@@ -73,19 +73,15 @@ fn set_file_limit(pid: u32, soft: u64) {
 async fn at_the_file_limit_accept_backs_off_and_recovers() {
     let server = postgres::shared().clone();
     let db = server.create_database(Some(TEMPLATE_DB)).await;
-    let mut process = ServerProcess::start_with(
-        &server,
-        &db,
-        &[
-            // Only the file limit may stop these connections.
-            ("MAX_CONNECTIONS_PER_ADDRESS", "1000000"),
-            ("HEADER_READ_TIMEOUT_SECS", "3600"),
-            ("IDLE_TIMEOUT_SECS", "3600"),
-        ],
-    )
+    let process = ServerProcess::start_with(&server, &db, |env| {
+        // Only the file limit may stop these connections.
+        env.insert("MAX_CONNECTIONS_PER_ADDRESS".into(), "1000000".into());
+        env.insert("HEADER_READ_TIMEOUT_SECS".into(), "3600".into());
+        env.insert("IDLE_TIMEOUT_SECS".into(), "3600".into());
+    })
     .await;
     let pid = process.child.id();
-    let log = LogLines::follow(process.child.stdout.take().unwrap());
+    let log = process.logs.clone();
     // Room for four more descriptors: the fifth connection cannot be accepted.
     set_file_limit(pid, open_descriptors(pid) + 4);
     let mut held = Vec::new();

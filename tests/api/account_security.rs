@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::admin_support::*;
-use crate::helpers::{LogLines, ServerProcess, binary, server_env, spawn_app, wait_for};
+use crate::helpers::{ServerProcess, binary, server_env, spawn_app, wait_for};
 use crate::postgres::{self, TEMPLATE_DB};
 
 /// Long enough and outside the old 40-word list, so the old rule accepted it; zxcvbn
@@ -314,16 +314,12 @@ async fn password_pages_hold_no_connection_while_argon2_runs() {
     )
     .await
     .unwrap();
-    let mut process = ServerProcess::start_with(
-        &server,
-        &db_name,
-        &[
-            ("DATABASE_POOL_MAX", &POOL.to_string()),
-            ("RUST_LOG", "info,greeter::admin=debug"),
-        ],
-    )
+    let process = ServerProcess::start_with(&server, &db_name, |env| {
+        env.insert("DATABASE_POOL_MAX".into(), POOL.to_string());
+        env.insert("RUST_LOG".into(), "info,greeter::admin=debug".into());
+    })
     .await;
-    let log = LogLines::follow(process.child.stdout.take().unwrap());
+    let log = process.logs.clone();
     let base = format!("http://{}", process.address);
     let client = browser();
     let r = post_form(

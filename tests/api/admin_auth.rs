@@ -6,7 +6,7 @@ use greeter::admin::Policy;
 use greeter::config::AppEnv;
 
 use crate::admin_support::*;
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn the_login_page_has_the_contracted_form() {
@@ -307,29 +307,63 @@ async fn the_session_id_changes_at_login() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);
-    for row in rows {
-        let hash: Vec<u8> = row.get(0);
-        assert_eq!(hash.len(), 32);
-        assert_ne!(hash, token.as_bytes());
-    }
+    use sha2::Digest;
+    let hashes: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+    // The new session is stored as its token's SHA-256, never as the token itself ...
+    assert!(
+        hashes.contains(&sha2::Sha256::digest(token.as_bytes()).to_vec()),
+        "no stored hash matches the new session's token"
+    );
+    assert!(!hashes.iter().any(|h| h == token.as_bytes()));
+    // ... and the planted id was never stored.
+    assert!(!hashes.contains(&sha2::Sha256::digest(planted.as_bytes()).to_vec()));
     app.shutdown().await;
+}
+
+/// Time, as far as sessions are concerned, is the database's `now()`: the tests move a
+/// session's timestamps back instead of sleeping through the timeouts.
+async fn age_session(app: &TestApp, column: &str, by: Duration) {
+    let n = app
+        .db()
+        .await
+        .execute(
+            &format!("UPDATE admin_sessions SET {column} = now() - make_interval(secs => $1)"),
+            &[&by.as_secs_f64()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "one session");
 }
 
 #[tokio::test]
 async fn sessions_end_after_the_idle_timeout() {
-    let app = spawn_app().await;
-    app.state.admin.set_policy(Policy {
-        idle_timeout: Duration::from_millis(1500),
-        ..Policy::default()
-    });
+    let idle = Duration::from_secs(30 * 60);
+    let app = spawn_app_with(|s| {
+        s.admin_policy = Policy {
+            idle_timeout: idle,
+            ..Policy::default()
+        }
+    })
+    .await;
     let client = logged_in_admin(&app).await;
-    // Activity keeps it alive past the idle timeout...
+    // Activity keeps it alive past the idle timeout: each request just inside it renews it.
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        age_session(&app, "last_seen_at", idle - Duration::from_secs(60)).await;
         assert_eq!(get(&app, &client, "/admin/").await.0, 200);
     }
+    let renewed: bool = app
+        .db()
+        .await
+        .query_one(
+            "SELECT last_seen_at > now() - interval '5 minutes' FROM admin_sessions",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(renewed, "a request renews the session");
     // ...idleness ends it.
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    age_session(&app, "last_seen_at", idle + Duration::from_secs(60)).await;
     let r = client.get(app.url("/admin/")).send().await.unwrap();
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with("/admin/login/"));
@@ -344,19 +378,23 @@ async fn sessions_end_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn sessions_end_after_the_absolute_timeout_however_active() {
-    let app = spawn_app().await;
-    app.state.admin.set_policy(Policy {
-        absolute_timeout: Duration::from_secs(2),
-        ..Policy::default()
-    });
+    let absolute = Duration::from_secs(12 * 60 * 60);
+    let app = spawn_app_with(|s| {
+        s.admin_policy = Policy {
+            absolute_timeout: absolute,
+            ..Policy::default()
+        }
+    })
+    .await;
     let client = logged_in_admin(&app).await;
-    let mut statuses = Vec::new();
-    for _ in 0..6 {
-        statuses.push(get(&app, &client, "/admin/").await.0);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(statuses[0], 200);
-    assert_eq!(*statuses.last().unwrap(), 302, "{statuses:?}");
+    age_session(&app, "created_at", absolute - Duration::from_secs(60)).await;
+    assert_eq!(get(&app, &client, "/admin/").await.0, 200);
+    // Active a moment ago, but logged in too long ago.
+    age_session(&app, "created_at", absolute + Duration::from_secs(60)).await;
+    age_session(&app, "last_seen_at", Duration::ZERO).await;
+    let r = client.get(app.url("/admin/")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with("/admin/login/"));
     app.shutdown().await;
 }
 

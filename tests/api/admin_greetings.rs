@@ -137,7 +137,7 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
     for (name, target) in [("first", &app), ("second", &replica)] {
         let took = wait_for(
             &format!("the {name} replica to serve the new greeting"),
-            Duration::from_secs(1),
+            Duration::from_secs(30),
             || async { target.served_message().await == "Hallo Welt" },
         )
         .await;
@@ -154,7 +154,7 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
     assert_eq!(active_count(&app).await, 1);
     wait_for(
         "the checkbox activation",
-        Duration::from_secs(1),
+        Duration::from_secs(30),
         || async { replica.served_message().await == "Hej världen" },
     )
     .await;
@@ -171,7 +171,7 @@ async fn activating_a_greeting_changes_get_root_on_every_replica() {
     assert_eq!(active_count(&app).await, 1);
     wait_for(
         "the change-form activation",
-        Duration::from_secs(1),
+        Duration::from_secs(30),
         || async { app.served_message().await == "Hello, World!" },
     )
     .await;

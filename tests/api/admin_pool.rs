@@ -7,7 +7,7 @@ use std::time::Duration;
 use greeter::admin::Policy;
 
 use crate::admin_support::*;
-use crate::helpers::{spawn_app, wait_for};
+use crate::helpers::{spawn_app, spawn_app_with, wait_for};
 
 /// With every pooled connection taken, cookie-less admin requests still get their
 /// redirect to the login page (and the login page itself), not a 3 s wait and a 503.
@@ -34,17 +34,19 @@ async fn anonymous_admin_requests_take_no_database_connection() {
 /// once: a logged-in admin's pages still answer, because none of them holds a connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_sleeping_in_their_slowdown_hold_no_connection() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.admin_policy = Policy {
+            slowdown_after: 0,
+            slowdown_step: Duration::from_secs(30),
+            slowdown_max: Duration::from_secs(30),
+            address_failure_limit: 1000,
+            // Each attempt locks its (new) username: the lock is written just before the sleep.
+            username_failure_limit: 1,
+            ..Policy::default()
+        }
+    })
+    .await;
     let admin = logged_in_admin(&app).await;
-    app.state.admin.set_policy(Policy {
-        slowdown_after: 0,
-        slowdown_step: Duration::from_secs(30),
-        slowdown_max: Duration::from_secs(30),
-        address_failure_limit: 1000,
-        // Each attempt locks its (new) username: the lock is written just before the sleep.
-        username_failure_limit: 1,
-        ..Policy::default()
-    });
     let n = app.state.pool.status().max_size + 4;
     let mut tasks = Vec::new();
     for i in 0..n {
@@ -90,23 +92,35 @@ async fn logins_sleeping_in_their_slowdown_hold_no_connection() {
 /// and nothing is counted against anyone.
 #[tokio::test]
 async fn a_full_login_queue_answers_503_with_retry_after() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.admin_policy = Policy {
+            max_pending_logins: 0,
+            ..Policy::default()
+        }
+    })
+    .await;
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
-    app.state.admin.set_policy(Policy {
-        max_pending_logins: 0,
-        ..Policy::default()
-    });
     let r = login_as(&app, &browser(), ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
     let counted = crate::login_burst::counted_keys(&app).await;
     assert_eq!(counted, 0);
-    app.state.admin.set_policy(Policy::default());
+    // A replica with room in its queue logs the same user in: nothing was held against them.
+    let replica = crate::helpers::spawn_app_on(
+        app.server.clone(),
+        app.db_name.clone(),
+        greeter::config::Settings {
+            admin_policy: Policy::default(),
+            ..app.settings.clone()
+        },
+    )
+    .await;
     assert_eq!(
-        login_as(&app, &browser(), ADMIN, ADMIN_PASSWORD)
+        login_as(&replica, &browser(), ADMIN, ADMIN_PASSWORD)
             .await
             .status(),
         302
     );
+    replica.shutdown().await;
     app.shutdown().await;
 }

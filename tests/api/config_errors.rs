@@ -78,3 +78,48 @@ fn secret_files_are_read_and_their_errors_named() {
     assert_eq!(code, 2);
     assert!(stderr.contains("SECRET_KEY_FILE"), "{stderr}");
 }
+
+#[test]
+fn values_that_are_not_utf8_are_named_not_mangled() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::time::{Duration, Instant};
+    // Each would be accepted if its bad byte were replaced by U+FFFD: the server would
+    // start with a value nobody configured.
+    for (variable, value) in [
+        (
+            "SECRET_KEY",
+            &b"a-long-enough-secret-key-with-a-bad-byte-\xff-0123"[..],
+        ),
+        ("DATABASE_HOST", &b"127.0.0.1\xff"[..]),
+        ("DATABASE_NAME", &b"greeter\xfe"[..]),
+    ] {
+        let env = valid_env();
+        let mut child = binary("greeter", &env)
+            .env(variable, OsStr::from_bytes(value))
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run greeter");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{variable}: the server started with a mangled value");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(2), "{variable}: {stderr}");
+        assert!(stderr.contains(variable), "{stderr}");
+        assert!(stderr.contains("UTF-8"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+}

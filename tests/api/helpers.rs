@@ -2,8 +2,10 @@
 //! real binary (for signals, exit codes and stdout).
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use greeter::config::{AppEnv, LogFormat, Settings};
@@ -40,6 +42,7 @@ pub fn test_settings(server: &Server, db_name: &str) -> Settings {
         database: server.settings(db_name),
         payment_api_key: None,
         network: Default::default(),
+        admin_policy: Default::default(),
     }
 }
 
@@ -191,44 +194,66 @@ pub fn binary(name: &str, env: &HashMap<String, String>) -> Command {
     command
 }
 
-/// A `greeter serve` process on free ports; stdout is piped for the access log.
+/// A `greeter serve` process on ports the kernel picked (`127.0.0.1:0`, read back from its
+/// "greeter is listening" line); its stdout is collected into [`Logs`].
 pub struct ServerProcess {
     pub child: Child,
     pub address: SocketAddr,
+    pub logs: Logs,
 }
 
 impl ServerProcess {
     pub async fn start(server: &Server, db_name: &str) -> Self {
-        Self::start_with(server, db_name, &[]).await
+        Self::start_with(server, db_name, |_| {}).await
     }
 
-    /// Like [`ServerProcess::start`], with `extra` variables set too.
-    pub async fn start_with(server: &Server, db_name: &str, extra: &[(&str, &str)]) -> Self {
-        let port = postgres::free_port();
+    /// Like [`ServerProcess::start`], after `customise` adjusted the environment. JSON logs
+    /// are needed to read the address back; with other formats `address` is unknown (port 0).
+    pub async fn start_with(
+        server: &Server,
+        db_name: &str,
+        customise: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Self {
         let mut env = server_env(server, db_name);
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
-        env.insert(
-            "METRICS_ADDR".into(),
-            format!("127.0.0.1:{}", postgres::free_port()),
-        );
-        let child = binary("greeter", &env)
+        env.insert("LISTEN_ADDR".into(), "127.0.0.1:0".into());
+        env.insert("METRICS_ADDR".into(), "127.0.0.1:0".into());
+        customise(&mut env);
+        let json = env.get("LOG_FORMAT").map(String::as_str) == Some("json");
+        let mut child = binary("greeter", &env)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start greeter");
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let url = format!("http://{address}/readyz");
+        let logs = Logs::collect(child.stdout.take().expect("piped stdout"));
+        let mut process = Self {
+            child,
+            address: "127.0.0.1:0".parse().unwrap(),
+            logs,
+        };
+        if !json {
+            return process;
+        }
+        let listening = process
+            .logs
+            .wait_for_json("the \"greeter is listening\" line", |l| {
+                l["message"] == "greeter is listening"
+            })
+            .await;
+        process.address = listening["http"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {listening}"));
+        let url = format!("http://{}/readyz", process.address);
         wait_for(
             "the server to become ready",
-            Duration::from_secs(15),
+            Duration::from_secs(30),
             || {
                 let url = url.clone();
                 async move { matches!(reqwest::get(&url).await, Ok(r) if r.status() == 200) }
             },
         )
         .await;
-        Self { child, address }
+        process
     }
 
     pub fn signal(&self, signal: libc::c_int) {
@@ -244,23 +269,28 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Lines of a child's stdout, collected by a thread as they come.
-pub struct LogLines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+/// The lines a child process wrote to stdout so far, read by a thread of their own.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<String>>>);
 
-impl LogLines {
-    pub fn follow(stdout: std::process::ChildStdout) -> Self {
-        use std::io::BufRead;
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
+impl Logs {
+    pub fn collect(stdout: impl Read + Send + 'static) -> Self {
+        let logs = Self::default();
+        let lines = logs.0.clone();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
+            for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
+                lines.lock().unwrap().push(line);
             }
         });
-        Self(lines)
+        logs
     }
 
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How many lines so far contain `needle`.
     pub fn count(&self, needle: &str) -> usize {
         self.0
             .lock()
@@ -268,5 +298,28 @@ impl LogLines {
             .iter()
             .filter(|l| l.contains(needle))
             .count()
+    }
+
+    /// Every line that is a JSON object.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Wait (generously) for a JSON line matching `condition`, and return it.
+    pub async fn wait_for_json(
+        &self,
+        what: &str,
+        condition: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut found = None;
+        wait_for(what, Duration::from_secs(30), || {
+            found = self.json().into_iter().find(|l| condition(l));
+            std::future::ready(found.is_some())
+        })
+        .await;
+        found.unwrap()
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use greeter::admin::Policy;
 
 use crate::admin_support::*;
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_app_with;
 
 /// Each client gets a fresh CSRF cookie and token first, then all POSTs go at once.
 async fn burst(app: &crate::helpers::TestApp, attempts: &[(&str, &str)]) -> Vec<u16> {
@@ -86,15 +86,17 @@ fn no_delays(p: Policy) -> Policy {
 /// passwords are checked (the rest get 429 at once), and the right one does not log in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_concurrent_burst_gets_at_most_the_limit_of_checks() {
-    let app = spawn_app().await;
-    app.state.admin.set_policy(no_delays(Policy {
-        username_failure_limit: 5,
-        pair_failure_limit: 5,
-        address_failure_limit: 1000,
-        // The throttle, not the argon2 queue, is under test here.
-        max_pending_logins: 1000,
-        ..Policy::default()
-    }));
+    let app = spawn_app_with(|s| {
+        s.admin_policy = no_delays(Policy {
+            username_failure_limit: 5,
+            pair_failure_limit: 5,
+            address_failure_limit: 1000,
+            // The throttle, not the argon2 queue, is under test here.
+            max_pending_logins: 1000,
+            ..Policy::default()
+        })
+    })
+    .await;
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
     let mut attempts = vec![(ADMIN, "wrong guess"); 59];
     attempts.push((ADMIN, ADMIN_PASSWORD));
@@ -115,11 +117,13 @@ async fn a_concurrent_burst_gets_at_most_the_limit_of_checks() {
 /// without hashing, and still counts against the address.
 #[tokio::test]
 async fn impossible_usernames_are_refused_early_and_count_against_the_address() {
-    let app = spawn_app().await;
-    app.state.admin.set_policy(no_delays(Policy {
-        address_failure_limit: 3,
-        ..Policy::default()
-    }));
+    let app = spawn_app_with(|s| {
+        s.admin_policy = no_delays(Policy {
+            address_failure_limit: 3,
+            ..Policy::default()
+        })
+    })
+    .await;
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
     let long = "a".repeat(3000);
     for username in [long.as_str(), "İadmin", "adm in"] {
@@ -144,11 +148,13 @@ async fn impossible_usernames_are_refused_early_and_count_against_the_address() 
 /// Keys are ASCII-lowercased: `ADMIN` and `admin` share one counter.
 #[tokio::test]
 async fn one_counter_per_username_whatever_its_case() {
-    let app = spawn_app().await;
-    app.state.admin.set_policy(no_delays(Policy {
-        username_failure_limit: 2,
-        ..Policy::default()
-    }));
+    let app = spawn_app_with(|s| {
+        s.admin_policy = no_delays(Policy {
+            username_failure_limit: 2,
+            ..Policy::default()
+        })
+    })
+    .await;
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
     login_as(&app, &browser(), "ADMIN", "wrong guess").await;
     login_as(&app, &browser(), "Admin", "wrong guess").await;
@@ -161,11 +167,13 @@ async fn one_counter_per_username_whatever_its_case() {
 /// Password spraying: a successful login does not forgive the address's failures.
 #[tokio::test]
 async fn a_success_does_not_reset_the_address_counter() {
-    let app = spawn_app().await;
-    app.state.admin.set_policy(no_delays(Policy {
-        address_failure_limit: 4,
-        ..Policy::default()
-    }));
+    let app = spawn_app_with(|s| {
+        s.admin_policy = no_delays(Policy {
+            address_failure_limit: 4,
+            ..Policy::default()
+        })
+    })
+    .await;
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
     for i in 0..3 {
         login_as(&app, &browser(), &format!("user{i}"), "wrong guess").await;
@@ -196,11 +204,11 @@ async fn a_success_does_not_reset_the_address_counter() {
 /// owner, from another address, still logs in. The username's hard lock needs far more.
 #[tokio::test]
 async fn an_attacker_cannot_lock_the_owner_out_from_elsewhere() {
-    let app = crate::helpers::spawn_app_with(|s| {
+    let app = spawn_app_with(|s| {
         s.network.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.admin_policy = no_delays(Policy::default());
     })
     .await;
-    app.state.admin.set_policy(no_delays(Policy::default()));
     app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
     let from = |address: &'static str, password: &'static str| {
         let app = &app;

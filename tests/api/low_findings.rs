@@ -6,7 +6,7 @@ use std::time::Duration;
 use greeter::admin::Policy;
 
 use crate::admin_support::*;
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn json_responses_carry_nosniff() {
@@ -40,13 +40,15 @@ async fn a_nul_byte_in_a_form_is_a_bad_request() {
 /// The old-password field of the password change is throttled like the login form.
 #[tokio::test]
 async fn the_old_password_check_is_throttled() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.admin_policy = Policy {
+            pair_failure_limit: 2,
+            slowdown_step: Duration::ZERO,
+            ..Policy::default()
+        }
+    })
+    .await;
     let client = logged_in_admin(&app).await;
-    app.state.admin.set_policy(Policy {
-        pair_failure_limit: 2,
-        slowdown_step: Duration::ZERO,
-        ..Policy::default()
-    });
     let change = |old: &'static str| {
         let client = client.clone();
         let app = &app;
@@ -80,12 +82,14 @@ async fn the_old_password_check_is_throttled() {
 /// A lockout's audit entry names what was typed, marked unverified and truncated.
 #[tokio::test]
 async fn anonymous_usernames_in_the_audit_log_are_marked_and_truncated() {
-    let app = spawn_app().await;
-    app.state.admin.set_policy(Policy {
-        pair_failure_limit: 2,
-        slowdown_step: Duration::ZERO,
-        ..Policy::default()
-    });
+    let app = spawn_app_with(|s| {
+        s.admin_policy = Policy {
+            pair_failure_limit: 2,
+            slowdown_step: Duration::ZERO,
+            ..Policy::default()
+        }
+    })
+    .await;
     let typed = "x".repeat(150);
     for _ in 0..2 {
         assert_eq!(

@@ -11,6 +11,7 @@ mod database_outage;
 mod greeting;
 mod health;
 mod http_hygiene;
+mod logging;
 mod metrics;
 mod migrations;
 mod notify;

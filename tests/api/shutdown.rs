@@ -1,6 +1,5 @@
 //! SIGTERM: readiness fails, new connections are refused, in-flight requests finish, exit 0.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
@@ -62,7 +61,27 @@ async fn an_in_flight_request_completes_after_sigterm() {
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request has reached the database once its query waits for our lock.
+    let watcher = greeter::db::connect(&server.settings(&db_name))
+        .await
+        .unwrap();
+    wait_for(
+        "the admin request to wait for the lock",
+        Duration::from_secs(30),
+        || async {
+            let row = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0) > 0
+        },
+    )
+    .await;
+    let blocked_at = Instant::now();
     assert!(
         !in_flight.is_finished(),
         "the request should be blocked on the lock"
@@ -71,7 +90,7 @@ async fn an_in_flight_request_completes_after_sigterm() {
     process.signal(libc::SIGTERM);
     wait_for(
         "new connections to be refused",
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         || async { tokio::net::TcpStream::connect(address).await.is_err() },
     )
     .await;
@@ -80,6 +99,7 @@ async fn an_in_flight_request_completes_after_sigterm() {
         "the in-flight request is still being served"
     );
 
+    let held = blocked_at.elapsed();
     lock.rollback().await.unwrap();
     let response = in_flight
         .await
@@ -93,28 +113,26 @@ async fn an_in_flight_request_completes_after_sigterm() {
         if let Some(status) = process.child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not exit");
+        assert!(started.elapsed() < Duration::from_secs(60), "did not exit");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status}");
 
     // One JSON access-log line per request, with the request id.
-    let mut stdout = String::new();
-    process
-        .child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let line = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["request_id"] == "in-flight-request")
-        .unwrap_or_else(|| panic!("no access log line:\n{stdout}"));
+    let line = process
+        .logs
+        .wait_for_json("the access log line", |l| {
+            l["request_id"] == "in-flight-request"
+        })
+        .await;
     assert_eq!(line["method"], "GET");
     assert_eq!(line["path"], "/admin/");
     assert!(line["status"].is_u64());
-    assert!(line["latency_ms"].as_f64().unwrap() >= 300.0);
-    assert!(stdout.contains("shutdown requested"));
+    assert!(line["latency_ms"].as_f64().unwrap() >= held.as_secs_f64() * 1000.0);
+    process
+        .logs
+        .wait_for_json("the shutdown line", |l| {
+            l["message"] == "shutdown requested: draining in-flight requests"
+        })
+        .await;
 }
