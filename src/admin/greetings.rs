@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
-use super::web::{AdminError, Ctx, PER_PAGE, Page, Paging, Result, sql_time};
+use super::listing::{List, Seek, SortKey};
+use super::web::{AdminError, Ctx, Page, Result, sql_time};
 
 /// Serialises activations: under READ COMMITTED two concurrent ones could otherwise both
 /// miss each other's row and trip the one-active index. "greet\0\0\0".
@@ -52,13 +53,26 @@ fn short(message: &str) -> String {
     s
 }
 
-fn select_greetings() -> String {
+fn greeting_columns() -> String {
     format!(
-        "SELECT id, message, is_active, {}, {} FROM greetings",
+        "id, message, is_active, {}, {}",
         sql_time("created_at"),
         sql_time("updated_at")
     )
 }
+
+fn select_greetings() -> String {
+    format!("SELECT {} FROM greetings", greeting_columns())
+}
+
+/// The active greeting first, then the newest (index `greetings_list`, migrations/V4).
+const LIST_ORDER: SortKey = SortKey {
+    expr: "is_active",
+    token: "is_active::text",
+    param: "{}::text::boolean",
+    nullable: false,
+    descending: true,
+};
 
 fn greeting_row(r: &tokio_postgres::Row) -> GreetingRow {
     GreetingRow {
@@ -116,31 +130,36 @@ fn validate_message(message: &str) -> Option<&'static str> {
     }
 }
 
-/// `GET /admin/greetings/?p=`.
+/// `GET /admin/greetings/?after=|before=|last=1`: keyset pages (src/admin/listing.rs).
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
-    let total: i64 = ctx
-        .db
-        .query_one("SELECT count(*) FROM greetings", &[])
-        .await?
-        .get(0);
-    let paging = Paging::new(ctx.query().get("p"), total);
-    let rows = ctx
-        .db
-        .query(
-            &format!(
-                "{} ORDER BY is_active DESC, id DESC LIMIT $1 OFFSET $2",
-                select_greetings()
-            ),
-            &[&PER_PAGE, &paging.offset()],
-        )
-        .await?;
-    let greetings: Vec<Value> = rows.iter().map(|r| greeting_row(r).to_json()).collect();
+    let query = ctx.query();
+    let columns = greeting_columns();
+    let list = List {
+        columns: &columns,
+        table: "greetings",
+        filters: &[],
+        params: &[],
+        sort: &LIST_ORDER,
+    };
+    let seek = Seek::from_query(
+        query.get("after"),
+        query.get("before"),
+        query.get("last"),
+        &LIST_ORDER,
+    );
+    let (window, total) =
+        futures_util::try_join!(list.page(&**ctx.db, seek), list.count(&**ctx.db))?;
+    let greetings: Vec<Value> = window
+        .rows
+        .iter()
+        .map(|r| greeting_row(r).to_json())
+        .collect();
     ctx.render(
         "greetings_list",
         "Select greeting to change | Greeter administration",
         json!({
             "greetings": greetings,
-            "paging": paging.to_json(|p| format!("?p={p}")),
+            "paging": window.links(&total, "/admin/greetings/", &[]),
         }),
     )
 }

@@ -8,6 +8,7 @@
 mod audit;
 mod auth_views;
 mod greetings;
+mod listing;
 mod pages;
 mod render;
 mod security;

@@ -549,39 +549,6 @@ fn finish(admin: &AdminState, req: &AdminRequest, page: Page) -> Response {
     response
 }
 
-/// Rows per page in the lists.
-pub(crate) const PER_PAGE: i64 = 25;
-
-/// Which page of a list to show (1-based, clamped into range), and its links.
-pub(crate) struct Paging {
-    pub page: i64,
-    pub pages: i64,
-    pub total: i64,
-}
-
-impl Paging {
-    pub fn new(requested: &str, total: i64) -> Self {
-        let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
-        let page = requested.parse::<i64>().unwrap_or(1).clamp(1, pages);
-        Self { page, pages, total }
-    }
-
-    pub fn offset(&self) -> i64 {
-        (self.page - 1) * PER_PAGE
-    }
-
-    /// Template values; `link(page)` makes the URL of another page.
-    pub fn to_json(&self, link: impl Fn(i64) -> String) -> Value {
-        json!({
-            "page": self.page,
-            "pages": self.pages,
-            "total": self.total,
-            "prev": (self.page > 1).then(|| link(self.page - 1)),
-            "next": (self.page < self.pages).then(|| link(self.page + 1)),
-        })
-    }
-}
-
 /// A query string from the non-empty pairs, for links that keep the current filters.
 pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
     let kept: Vec<(&str, &str)> = pairs

@@ -21,6 +21,7 @@ mod admin_auth;
 mod admin_greetings;
 mod admin_pages;
 mod admin_pool;
+mod admin_scale;
 mod admin_support;
 mod admin_throttle;
 mod admin_users;
