@@ -9,13 +9,14 @@
 #   scripts/bench.sh abuse           the pen test's attacks instead (issue 12): RSS peak,
 #                                    whether GET / keeps answering, checks per login burst,
 #                                    time to close idle connections
+#   scripts/bench.sh admin           the admin at scale (issue 13): scripts/bench-admin.sh
 #
 # Numbers depend on the machine: wrk and the server share its cores, so read the ratio
 # to the ceiling rather than the absolute figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mode=${1:-throughput}
-case $mode in throughput | abuse) ;; *) echo "usage: scripts/bench.sh [abuse]" >&2; exit 2 ;; esac
+case $mode in throughput | abuse) ;; admin) exec scripts/bench-admin.sh ;; *) echo "usage: scripts/bench.sh [abuse|admin]" >&2; exit 2 ;; esac
 # The attacks open thousands of sockets: both sides need the descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
