@@ -58,6 +58,16 @@ in
     description = "GET / and an admin login through the NodePort on localhost";
     runtimeInputs = kube ++ [ pkgs.curl ];
   };
+  backup = app {
+    script = "backup";
+    description = "Run the backup CronJob now (pg_dump --format=custom) and copy the dump to ./backups/";
+    runtimeInputs = kube;
+  };
+  restore = app {
+    script = "restore";
+    description = "Restore a dump into the cluster's database: app stopped, one transaction, migrations, app back";
+    runtimeInputs = kube ++ [ pkgs.jq ];
+  };
   cluster-down = app {
     script = "cluster-down";
     description = "Delete the kind cluster";

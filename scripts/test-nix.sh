@@ -109,6 +109,7 @@ if need nix-instantiate; then
 fi
 
 check "app scripts against fake nix/kind/kubectl/helm (tests/nix/test_apps.sh)" tests/nix/test_apps.sh
+check "backup/restore apps against the fake kubectl (tests/nix/test_backup_apps.sh)" tests/nix/test_backup_apps.sh
 
 # 4. workflow schema
 cj=.venv/bin/check-jsonschema

@@ -26,6 +26,107 @@ impl ApiError {
     }
 }
 
+/// What went wrong while handling an admin request; the admin shows it as its HTML
+/// error page.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("CSRF verification failed")]
+    Csrf,
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("template error: {0}")]
+    Template(#[from] handlebars::RenderError),
+    /// A form or query PostgreSQL could not store (a NUL byte): 400.
+    #[error("bad request")]
+    BadRequest,
+    /// Too many password checks are queued: answered at once with 503 and `Retry-After`.
+    #[error("too many password checks in progress")]
+    Busy,
+}
+
+/// A failure as the client is told about it: the status, a heading and one sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub heading: &'static str,
+    pub detail: &'static str,
+}
+
+impl AdminError {
+    /// PostgreSQL cannot be reached right now (refused, timed out, connection lost, server
+    /// shutting down): a 503 the user can retry, not a server bug.
+    fn is_database_unavailable(&self) -> bool {
+        match self {
+            AdminError::Pool(_) => true,
+            AdminError::Database(e) => {
+                e.is_closed()
+                    || e.code().is_some_and(|code| {
+                        // Class 08 connection exception, 57 operator intervention
+                        // (admin_shutdown, cannot_connect_now).
+                        code.code().starts_with("08") || code.code().starts_with("57")
+                    })
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            _ => false,
+        }
+    }
+
+    /// What the client is told; our own failures are logged here, with `path`.
+    pub fn failure(&self, path: &str) -> Failure {
+        let (status, heading, detail) = match self {
+            AdminError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "The page you asked for does not exist.",
+            ),
+            AdminError::Forbidden(why) => (StatusCode::FORBIDDEN, "Permission denied", *why),
+            AdminError::BadRequest => (
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The form contained a character that cannot be stored (a NUL byte).",
+            ),
+            AdminError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                "Too many logins are being checked right now. Please try again in a moment.",
+            ),
+            AdminError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Forbidden (CSRF verification failed)",
+                "The form was not submitted from this site, or it is too old. Reload the page \
+                 and try again. Cookies must be enabled.",
+            ),
+            AdminError::Pool(_) | AdminError::Database(_) if self.is_database_unavailable() => {
+                tracing::warn!(error = %self, path, "admin request: database unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Database unavailable",
+                    "The database is unavailable, try again in a moment.",
+                )
+            }
+            AdminError::Database(_) | AdminError::Pool(_) | AdminError::Template(_) => {
+                tracing::error!(error = %self, path, "admin request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Server error",
+                    "Something went wrong on our side. Please try again.",
+                )
+            }
+        };
+        Failure {
+            status,
+            heading,
+            detail,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,

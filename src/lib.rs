@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod createsuperuser;
 pub mod db;
 pub mod error;
 pub mod greeting;

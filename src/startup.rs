@@ -2,12 +2,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin::AdminState;
 use crate::config::Settings;
 use crate::server::{self, Observe};
 use crate::state::AppState;
@@ -28,11 +30,13 @@ impl Application {
         let http = bind(settings.listen_addr, "LISTEN_ADDR").await?;
         let metrics = bind(settings.metrics_addr, "METRICS_ADDR").await?;
         crate::metrics::handle();
+        let settings = Arc::new(settings);
         let pool = crate::db::build_pool(&settings.database);
+        let admin = Arc::new(AdminState::new(settings.clone(), pool.clone()));
         Ok(Self {
             http,
             metrics,
-            state: AppState::new(settings, pool),
+            state: AppState::new(settings, pool, admin),
         })
     }
 

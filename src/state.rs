@@ -1,10 +1,12 @@
-//! The one application state shared by every handler.
+//! The one application state shared by every handler, built in `startup`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use deadpool_postgres::Pool;
+use warp::Filter;
 
+use crate::admin::AdminState;
 use crate::config::Settings;
 use crate::greeting::GreetingCache;
 
@@ -13,18 +15,18 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
     pub greeting: Arc<GreetingCache>,
-    /// The admin's templates, keys and security policy.
-    pub admin: Arc<crate::admin::AdminState>,
+    /// The admin's own state: templates, keys and security policy.
+    pub admin: Arc<AdminState>,
     draining: Arc<AtomicBool>,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, pool: Pool) -> Self {
+    pub fn new(settings: Arc<Settings>, pool: Pool, admin: Arc<AdminState>) -> Self {
         Self {
-            admin: Arc::new(crate::admin::AdminState::new(&settings)),
-            settings: Arc::new(settings),
+            settings,
             pool,
             greeting: Arc::new(GreetingCache::default()),
+            admin,
             draining: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -37,4 +39,11 @@ impl AppState {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+}
+
+/// Hand the shared state to a handler.
+pub fn with_state(
+    state: AppState,
+) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || state.clone())
 }

@@ -108,46 +108,91 @@ Call with (dict "image" .Values.image "default" .Chart.AppVersion).
 {{- end }}
 
 {{/*
-Database connection. The in-cluster PostgreSQL or the external one.
+Where the database comes from: bundled | cloudnativepg | external. postgresql.enabled=false
+is the older spelling of external.
+*/}}
+{{- define "greeter.postgresMode" -}}
+{{- if .Values.postgresql.enabled -}}
+{{ .Values.postgresql.mode }}
+{{- else if eq .Values.postgresql.mode "cloudnativepg" -}}
+{{ fail "postgresql.enabled=false (an external database) contradicts postgresql.mode=cloudnativepg; set postgresql.mode only (bundled, cloudnativepg or external)" }}
+{{- else -}}
+external
+{{- end -}}
+{{- end }}
+
+{{- define "greeter.bundled" -}}{{ if eq (include "greeter.postgresMode" .) "bundled" }}true{{ end }}{{- end }}
+{{- define "greeter.cnpg" -}}{{ if eq (include "greeter.postgresMode" .) "cloudnativepg" }}true{{ end }}{{- end }}
+
+{{/* The CloudNativePG Cluster and what the operator names after it. */}}
+{{- define "greeter.cnpg.clusterName" -}}
+{{- printf "%s-db" (include "greeter.fullname" . | trunc 40 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Database connection. The bundled PostgreSQL or the external one (rendered into the
+ConfigMap); with CloudNativePG the operator's `<cluster>-app` Secret has them all.
 */}}
 {{- define "greeter.databaseHost" -}}
-{{- if .Values.postgresql.enabled -}}
+{{- if include "greeter.bundled" . -}}
 {{ include "greeter.postgresql.fullname" . }}
 {{- else -}}
-{{ required "externalDatabase.host is required when postgresql.enabled=false" .Values.externalDatabase.host }}
+{{ required "externalDatabase.host is required when postgresql.mode=external" .Values.externalDatabase.host }}
 {{- end -}}
 {{- end }}
 
 {{- define "greeter.databasePort" -}}
-{{- if .Values.postgresql.enabled -}}5432{{- else -}}{{ .Values.externalDatabase.port }}{{- end -}}
+{{- if include "greeter.bundled" . -}}5432{{- else -}}{{ .Values.externalDatabase.port }}{{- end -}}
 {{- end }}
 
 {{- define "greeter.databaseName" -}}
-{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.database }}{{- else -}}{{ .Values.externalDatabase.database }}{{- end -}}
+{{- if include "greeter.bundled" . -}}{{ .Values.postgresql.auth.database }}{{- else -}}{{ .Values.externalDatabase.database }}{{- end -}}
 {{- end }}
 
 {{- define "greeter.databaseUser" -}}
-{{- if .Values.postgresql.enabled -}}{{ .Values.postgresql.auth.username }}{{- else -}}{{ .Values.externalDatabase.username }}{{- end -}}
+{{- if include "greeter.bundled" . -}}{{ .Values.postgresql.auth.username }}{{- else -}}{{ .Values.externalDatabase.username }}{{- end -}}
 {{- end }}
 
-{{/* The in-cluster database has no TLS; it is reachable only from this release's pods. */}}
+{{/*
+The bundled database has no TLS; it is reachable only from this release's pods.
+CloudNativePG serves TLS with its own CA, which the app verifies (greeter.caBundle).
+*/}}
 {{- define "greeter.databaseSSLMode" -}}
-{{- if .Values.postgresql.enabled -}}disable{{- else -}}{{ .Values.externalDatabase.sslMode }}{{- end -}}
+{{- $mode := include "greeter.postgresMode" . -}}
+{{- if eq $mode "bundled" -}}disable{{- else if eq $mode "cloudnativepg" -}}require{{- else -}}{{ .Values.externalDatabase.sslMode }}{{- end -}}
 {{- end }}
 
 {{- define "greeter.databaseSecretName" -}}
-{{- if .Values.postgresql.enabled -}}
+{{- $mode := include "greeter.postgresMode" . -}}
+{{- if eq $mode "bundled" -}}
 {{ .Values.postgresql.auth.existingSecret | default (include "greeter.postgresql.fullname" .) }}
+{{- else if eq $mode "cloudnativepg" -}}
+{{ include "greeter.cnpg.clusterName" . }}-app
 {{- else -}}
-{{ required "externalDatabase.existingSecret is required when postgresql.enabled=false" .Values.externalDatabase.existingSecret }}
+{{ required "externalDatabase.existingSecret is required when postgresql.mode=external" .Values.externalDatabase.existingSecret }}
 {{- end -}}
 {{- end }}
 
 {{- define "greeter.databaseSecretKey" -}}
-{{- if .Values.postgresql.enabled -}}
+{{- $mode := include "greeter.postgresMode" . -}}
+{{- if eq $mode "bundled" -}}
 {{- if .Values.postgresql.auth.existingSecret -}}{{ .Values.postgresql.auth.existingSecretPasswordKey }}{{- else -}}password{{- end -}}
+{{- else if eq $mode "cloudnativepg" -}}
+password
 {{- else -}}
 {{ .Values.externalDatabase.existingSecretPasswordKey }}
+{{- end -}}
+{{- end }}
+
+{{/*
+The CA that verifies the database's certificate: the operator's `<cluster>-ca` Secret
+with CloudNativePG, else externalDatabase.caBundle. A dict (secretName, configMapName, key).
+*/}}
+{{- define "greeter.caBundle" -}}
+{{- if include "greeter.cnpg" . -}}
+{{- dict "secretName" (printf "%s-ca" (include "greeter.cnpg.clusterName" .)) "configMapName" "" "key" "ca.crt" | toJson -}}
+{{- else -}}
+{{- .Values.externalDatabase.caBundle | toJson -}}
 {{- end -}}
 {{- end }}
 
@@ -156,12 +201,22 @@ Env shared by every container that talks to the database (the app, the init gate
 the migration Job). Non-secret settings come from the ConfigMap via envFrom.
 */}}
 {{- define "greeter.databasePasswordEnv" -}}
+{{- if include "greeter.cnpg" . }}
+# The operator's Secret: host (<cluster>-rw), port, dbname, username (the owner).
+{{- range $var, $key := dict "DATABASE_HOST" "host" "DATABASE_PORT" "port" "DATABASE_NAME" "dbname" "DATABASE_USER" "username" }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "greeter.databaseSecretName" $ }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
 - name: DATABASE_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "greeter.databaseSecretName" . }}
       key: {{ include "greeter.databaseSecretKey" . }}
-{{- with .Values.externalDatabase.caBundle }}
+{{- with (include "greeter.caBundle" . | fromJson) }}
 {{- if or .secretName .configMapName }}
 # The provider's CA instead of the image's bundle (rustls-native-certs reads only
 # SSL_CERT_FILE when it is set).
@@ -173,7 +228,7 @@ the migration Job). Non-secret settings come from the ConfigMap via envFrom.
 
 {{/* The CA bundle's mount and volume, for the app, the init gate and the Job. */}}
 {{- define "greeter.caMount" -}}
-{{- with .Values.externalDatabase.caBundle }}{{- if or .secretName .configMapName }}
+{{- with (include "greeter.caBundle" . | fromJson) }}{{- if or .secretName .configMapName }}
 - name: database-ca
   mountPath: /etc/greeter/database-ca
   readOnly: true
@@ -181,7 +236,7 @@ the migration Job). Non-secret settings come from the ConfigMap via envFrom.
 {{- end }}
 
 {{- define "greeter.caVolume" -}}
-{{- with .Values.externalDatabase.caBundle }}
+{{- with (include "greeter.caBundle" . | fromJson) }}
 {{- if and .secretName .configMapName }}
 {{- fail "externalDatabase.caBundle: set secretName or configMapName, not both" }}
 {{- end }}
@@ -232,11 +287,20 @@ NetworkPolicy egress rule towards the database: the in-cluster PostgreSQL pods, 
 external database's port (restricted to networkPolicy.externalDatabaseCIDRs if given).
 */}}
 {{- define "greeter.databaseEgress" -}}
-{{- if .Values.postgresql.enabled -}}
+{{- $mode := include "greeter.postgresMode" . -}}
+{{- if eq $mode "bundled" -}}
 - to:
     - podSelector:
         matchLabels:
           {{- include "greeter.componentSelectorLabels" (dict "ctx" $ "component" "database") | nindent 10 }}
+  ports:
+    - protocol: TCP
+      port: 5432
+{{- else if eq $mode "cloudnativepg" -}}
+- to:
+    - podSelector:
+        matchLabels:
+          cnpg.io/cluster: {{ include "greeter.cnpg.clusterName" . }}
   ports:
     - protocol: TCP
       port: 5432
@@ -281,8 +345,8 @@ directory and the rollout would hang on authentication errors.
 {{- end }}
 {{- end }}
 {{- with .Values.postgresql.auth.password }}
-{{- if not $.Values.postgresql.enabled }}
-{{- fail "postgresql.auth.password applies to the in-cluster PostgreSQL only; an external database's password is in externalDatabase.existingSecret" }}
+{{- if not (include "greeter.bundled" $) }}
+{{- fail "postgresql.auth.password applies to the bundled PostgreSQL only (postgresql.mode=bundled); an external database's password is in externalDatabase.existingSecret, CloudNativePG generates its own" }}
 {{- end }}
 {{- $name := include "greeter.databaseSecretName" $ }}
 {{- $key := include "greeter.databaseSecretKey" $ }}
@@ -317,3 +381,17 @@ Job (1) and a reserve for operators (psql) and superuser_reserved_connections (3
 {{- $pool := .Values.config.databasePoolMax | default 16 | int }}
 {{- add (mul (add $replicas $surgePods) (add $pool 1)) 1 8 }}
 {{- end }}
+
+{{/* The backup CronJob, its PVC and its image (pg_dump of the server's major version). */}}
+{{- define "greeter.backupName" -}}
+{{- printf "%s-backups" (include "greeter.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "greeter.backupImage" -}}
+{{- if include "greeter.cnpg" . -}}
+{{ .Values.cloudnativepg.imageName }}
+{{- else -}}
+{{ include "greeter.imageRef" (dict "image" .Values.postgresql.image "default" "") }}
+{{- end -}}
+{{- end }}
+

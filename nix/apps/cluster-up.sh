@@ -5,7 +5,10 @@
 # kept and only checked.
 #
 # Settings: GREETER_CLUSTER (greeter), GREETER_HOST_PORT (8080),
-# METRICS_SERVER_VERSION (v0.8.1; its manifest is downloaded from GitHub).
+# METRICS_SERVER_VERSION (v0.8.1; its manifest is downloaded from GitHub),
+# GREETER_POSTGRES (bundled | cloudnativepg: cloudnativepg also installs the
+# CloudNativePG operator, CNPG_VERSION 1.30.0, from its release manifest
+# releases/cnpg-<version>.yaml, and waits until it is available).
 set -euo pipefail
 if ! declare -F say >/dev/null; then
   # shellcheck source=nix/apps/lib.sh
@@ -13,6 +16,12 @@ if ! declare -F say >/dev/null; then
 fi
 
 metrics_server_version=${METRICS_SERVER_VERSION:-v0.8.1}
+postgres_mode=${GREETER_POSTGRES:-bundled}
+cnpg_version=${CNPG_VERSION:-1.30.0}
+case $postgres_mode in
+  bundled | cloudnativepg) ;;
+  *) die "GREETER_POSTGRES is '$postgres_mode'; use bundled (the default) or cloudnativepg" ;;
+esac
 
 say "checking the container runtime"
 if docker info >/dev/null 2>&1; then
@@ -72,6 +81,23 @@ if [[ $args != *--kubelet-insecure-tls* ]]; then
     -p '[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--kubelet-insecure-tls"}]'
 fi
 kubectl --context "$context" -n kube-system rollout status deployment/metrics-server --timeout=5m
+
+# CloudNativePG: the operator (namespace cnpg-system, Deployment cnpg-controller-manager)
+# and its CRDs, from the release manifest. Server-side apply: the CRDs are too large for
+# the last-applied annotation of a client-side apply (the operator's install docs).
+if [[ $postgres_mode == cloudnativepg ]]; then
+  cnpg_minor=${cnpg_version%.*}
+  manifest=https://raw.githubusercontent.com/cloudnative-pg/cloudnative-pg/release-$cnpg_minor/releases/cnpg-$cnpg_version.yaml
+  say "installing the CloudNativePG operator $cnpg_version ($manifest)"
+  kubectl --context "$context" apply --server-side --force-conflicts -f "$manifest" >&2 \
+    || die "could not apply the CloudNativePG $cnpg_version manifest"
+  kubectl --context "$context" -n cnpg-system rollout status deployment/cnpg-controller-manager --timeout=5m >&2 \
+    || die "the CloudNativePG operator (cnpg-system/cnpg-controller-manager) did not become available"
+  kubectl --context "$context" wait --for=condition=Established --timeout=2m \
+    crd/clusters.postgresql.cnpg.io crd/scheduledbackups.postgresql.cnpg.io >&2 \
+    || die "the CloudNativePG CRDs are not established"
+  say "CloudNativePG operator $cnpg_version is running; deploy with GREETER_POSTGRES=cloudnativepg nix run .#deploy"
+fi
 
 cat >&2 <<NEXT
 

@@ -11,7 +11,9 @@
 #
 # Settings: GREETER_CLUSTER (greeter), GREETER_NAMESPACE (greeter), GREETER_HOST_PORT
 # (8080), HELM_TIMEOUT (10m), GREETER_SKIP_BUILDER_CHECK (macOS: 1 skips the builder
-# check); extra arguments are passed to helm (e.g. -f values.yaml).
+# check), GREETER_POSTGRES (bundled | cloudnativepg: sets postgresql.mode; the operator
+# comes from `GREETER_POSTGRES=cloudnativepg nix run .#cluster-up`); extra arguments are
+# passed to helm (e.g. -f values.yaml).
 set -euo pipefail
 if ! declare -F say >/dev/null; then
   # shellcheck source=nix/apps/lib.sh
@@ -114,12 +116,17 @@ show_failure() {
   kubectl --context "$context" -n "$namespace" get jobs >&2 || true
 }
 
+# Only when asked: --set beats -f, so a default here would override a values file.
+mode_args=()
+if [[ -n ${GREETER_POSTGRES:-} ]]; then
+  mode_args=(--set "postgresql.mode=$GREETER_POSTGRES")
+fi
 say "helm upgrade --install $release (namespace $namespace, timeout $helm_timeout)"
 if ! helm upgrade --install "$release" "$root/chart" \
   --kube-context "$context" --namespace "$namespace" --cleanup-on-fail \
   --wait --wait-for-jobs --timeout "$helm_timeout" \
   --set "image.tag=$image_tag" --set "migrateImage.tag=$migrate_tag" \
-  --set "service.kindHostPort=$host_port" "$@"; then
+  --set "service.kindHostPort=$host_port" "${mode_args[@]}" "$@"; then
   show_failure
   exit 1
 fi

@@ -5,10 +5,13 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::audit::{self, Actor, Change};
-use super::web::{Ctx, Form, Page, Result, flash_cookie, render_page, safe_next};
-use super::{AdminRequest, AdminState, security, session, throttle};
+use super::forms::{Form, safe_next};
+use super::page::{Flash, Page, View};
+use super::request::{AdminRequest, Ctx, Result, flash_cookie};
+use super::state::AdminState;
+use super::{security, session, throttle};
 use crate::auth::password;
-use crate::state::AppState;
+use crate::error::AdminError;
 
 /// The same words for a wrong password, an unknown user, and a user who may not log in,
 /// so the page reveals nothing about which usernames exist.
@@ -17,78 +20,69 @@ const LOGIN_FAILED: &str = "Please enter the correct username and password for a
 const LOCKED_OUT: &str = "Too many failed login attempts. Please try again later.";
 const REQUIRED: &str = "This field is required.";
 
-/// `GET` and `POST /admin/login/`.
-pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
-    let admin = &*app.admin;
-    let form = if req.is_post() {
-        Form::parse(&req.body)
-    } else {
-        Form::parse(req.query.as_bytes())
-    };
-    let next = safe_next(form.get("next")).unwrap_or("/admin/").to_owned();
-    // The pre-login CSRF cookie: reuse the browser's, or issue one with this page.
-    let existing = req
-        .cookies
+/// The pre-login CSRF cookie the browser sent, if it looks like one of ours.
+fn login_csrf_cookie(admin: &AdminState, req: &AdminRequest) -> Option<String> {
+    req.cookies
         .get(admin.cookies.csrf)
         .filter(|v| security::looks_like_token(v))
-        .cloned();
+        .cloned()
+}
 
-    if !req.is_post() {
-        // Already logged in: nothing to do here.
-        if let Some(token) = req
-            .cookies
-            .get(admin.cookies.session)
-            .filter(|t| security::looks_like_token(t))
+/// The session cookie the browser sent, if it looks like one of ours.
+fn session_token<'r>(admin: &AdminState, req: &'r AdminRequest) -> Option<&'r String> {
+    req.cookies
+        .get(admin.cookies.session)
+        .filter(|t| security::looks_like_token(t))
+}
+
+/// `GET /admin/login/`: the form, with the pre-login CSRF cookie (reused, or issued
+/// with this page); a logged-in user goes straight on to `next`.
+pub(crate) async fn login_form(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
+    let query = Form::parse(req.query.as_bytes());
+    let next = safe_next(query.get("next")).unwrap_or("/admin/");
+    if let Some(token) = session_token(admin, req) {
+        let db = admin.pool.get().await?;
+        if session::load(&**db, token, &admin.policy())
+            .await?
+            .is_some()
         {
-            let db = app.pool.get().await?;
-            if session::load(&**db, token, &admin.policy())
-                .await?
-                .is_some()
-            {
-                return Ok(Page::redirect(next));
-            }
+            return Ok(Page::redirect(next));
         }
-        let (csrf_basis, new_cookie) = match existing {
-            Some(v) => (v, None),
-            None => {
-                let v = security::random_token();
-                (
-                    v.clone(),
-                    Some(admin.cookies.set(admin.cookies.csrf, &v, None)),
-                )
-            }
-        };
-        let flash = req
-            .cookies
-            .get(admin.cookies.flash)
-            .and_then(|v| admin.keys.verify_flash(v));
-        let mut page = login_page(
-            admin,
-            app,
-            &csrf_basis,
-            flash.as_ref(),
-            &next,
-            "",
-            json!({}),
-        )?;
-        if let Some(cookie) = new_cookie {
-            page = page.with_cookie(cookie);
-        }
-        return Ok(page);
     }
+    let (csrf_basis, new_cookie) = match login_csrf_cookie(admin, req) {
+        Some(v) => (v, None),
+        None => {
+            let v = security::random_token();
+            let cookie = admin.cookies.set(admin.cookies.csrf, &v, None);
+            (v, Some(cookie))
+        }
+    };
+    let flash = req.flash(admin);
+    let mut page = login_page(admin, &csrf_basis, flash.as_ref(), next, "", json!({}))?;
+    if let Some(cookie) = new_cookie {
+        page = page.with_cookie(cookie);
+    }
+    Ok(page)
+}
 
-    // POST: the token must match the CSRF cookie that came with the login page.
-    let Some(csrf_basis) = existing else {
-        return Err(super::AdminError::Csrf);
+/// `POST /admin/login/`: check the form, [`authenticate`], then start a session.
+pub(crate) async fn login_submit(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
+    let form = Form::parse(&req.body);
+    let next = safe_next(form.get("next")).unwrap_or("/admin/");
+    // The token must match the CSRF cookie that came with the login page.
+    let Some(csrf_basis) = login_csrf_cookie(admin, req) else {
+        return Err(AdminError::Csrf);
     };
     if !admin
         .keys
         .csrf_valid("login", &csrf_basis, form.get("csrf_token"))
     {
-        return Err(super::AdminError::Csrf);
+        return Err(AdminError::Csrf);
     }
-    let username = form.get("username").trim().to_owned();
-    let password = form.get("password").to_owned();
+    let username = form.get("username").trim();
+    let password = form.get("password");
+    // The form again, with what was typed (never the password) and the errors.
+    let again = |errors: Value| login_page(admin, &csrf_basis, None, next, username, errors);
     let mut errors = serde_json::Map::new();
     if username.is_empty() {
         errors.insert("username".into(), json!([REQUIRED]));
@@ -96,38 +90,65 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
     if password.is_empty() {
         errors.insert("password".into(), json!([REQUIRED]));
     }
-    // The form again, with what was typed (never the password) and the errors.
-    let again = |errors: Value| login_page(admin, app, &csrf_basis, None, &next, &username, errors);
     if !errors.is_empty() {
         return again(Value::Object(errors));
     }
+    match authenticate(admin, req, username, password).await? {
+        Authentication::LockedOut => {
+            Ok(again(json!({"form": [LOCKED_OUT]}))?.with_status(StatusCode::TOO_MANY_REQUESTS))
+        }
+        Authentication::Failed => again(json!({"form": [LOGIN_FAILED]})),
+        Authentication::Verified { id, username } => {
+            let token = start_session(admin, req, id, &username).await?;
+            Ok(Page::redirect(next).with_cookie(session_cookie(admin, &token)))
+        }
+    }
+}
 
+/// What a username and password turned out to be.
+enum Authentication {
+    /// An active staff user with this password (their canonical username).
+    Verified { id: i64, username: String },
+    /// Wrong password, unknown user, or a user who may not log in: the same to the client.
+    Failed,
+    /// Too many recent failures for this username, address or pair.
+    LockedOut,
+}
+
+/// Check a username and password under the login throttle: the attempt is reserved
+/// first (a burst gets at most the limits), a failure is recorded (and may lock the
+/// username out, in the audit log) and answered after the throttle's delay.
+async fn authenticate(
+    admin: &AdminState,
+    req: &AdminRequest,
+    username: &str,
+    password: &str,
+) -> Result<Authentication> {
     let policy = admin.policy();
     // One canonical form for the throttle keys; a username the schema cannot hold (too
     // long, outside its ASCII alphabet) counts only against the address, and no password
     // is checked for it.
-    let keys = throttle::Keys::new(&username, req.client_addr);
-    let logged_name = log_safe(&username);
+    let keys = throttle::Keys::new(username, req.client_addr);
+    let logged_name = log_safe(username);
     // A bounded queue for argon2: beyond it, 503 at once (nothing counted) rather than
     // a 30 s wait holding the request and its body.
     let Some(_permit) = admin.login_permit() else {
         tracing::warn!(client_addr = ?req.client_addr, "admin login refused: too many in progress");
-        return Err(super::AdminError::Busy);
+        return Err(AdminError::Busy);
     };
-    // Reserve the attempt before checking anything: a burst gets at most the limits.
     let reservation = {
-        let db = app.pool.get().await?;
+        let db = admin.pool.get().await?;
         throttle::reserve(&**db, &keys, &policy).await?
     };
     if !reservation.allowed {
         tracing::warn!(username = %logged_name, client_addr = ?req.client_addr,
             "admin login refused: locked out after repeated failures");
-        return Ok(again(json!({"form": [LOCKED_OUT]}))?.with_status(StatusCode::TOO_MANY_REQUESTS));
+        return Ok(Authentication::LockedOut);
     }
 
     let row = match &keys.username {
         Some(_) => {
-            let db = app.pool.get().await?;
+            let db = admin.pool.get().await?;
             db.query_opt(
                 "SELECT id, username, password_hash, is_active AND is_staff
                  FROM users WHERE lower(username) = $1",
@@ -146,57 +167,63 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
             None => admin.dummy_hash().await,
         };
         admin
-            .verify_password(SecretString::from(password), phc)
+            .verify_password(SecretString::from(password.to_owned()), phc)
             .await
     } else {
         false
     };
-    let user = row.filter(|r| verified && r.get::<_, bool>(3));
-
-    let Some(user) = user else {
-        {
-            let db = app.pool.get().await?;
-            let newly_locked = throttle::record_failure(&**db, &reservation, &policy).await?;
-            tracing::info!(username = %logged_name, client_addr = ?req.client_addr, "admin login failed");
-            for key in &newly_locked {
-                tracing::warn!(key = %log_safe(key), lockout_s = policy.lockout.as_secs(),
-                    "admin login locked out after repeated failures");
-                audit::record(
-                    &**db,
-                    &Actor {
-                        user_id: None,
-                        // Whatever was typed, not an account: marked, and at most 64 chars.
-                        username: format!("{logged_name} (unverified)"),
-                        client_addr: req.client_addr,
-                    },
-                    Change {
-                        action: "login_locked",
-                        object_type: "session",
-                        object_id: None,
-                        object_repr: key,
-                        before: None,
-                        after: Some(json!({"locked_for_seconds": policy.lockout.as_secs()})),
-                    },
-                )
-                .await?;
-            }
-        }
-        // The connection went back to the pool before the slowdown.
-        tokio::time::sleep(reservation.delay).await;
-        return again(json!({"form": [LOGIN_FAILED]}));
-    };
-
-    let db = app.pool.get().await?;
-    let user_id: i64 = user.get(0);
-    let canonical: String = user.get(1);
-    throttle::succeeded(&**db, &keys, &policy).await?;
-    session::sweep(&**db, &policy).await?;
-    // A new token at every login: a session id planted before login is worthless.
-    if let Some(old) = req
-        .cookies
-        .get(admin.cookies.session)
-        .filter(|t| security::looks_like_token(t))
+    if let Some(user) = row.filter(|r| verified && r.get::<_, bool>(3)) {
+        let db = admin.pool.get().await?;
+        throttle::succeeded(&**db, &keys, &policy).await?;
+        return Ok(Authentication::Verified {
+            id: user.get(0),
+            username: user.get(1),
+        });
+    }
     {
+        let db = admin.pool.get().await?;
+        let newly_locked = throttle::record_failure(&**db, &reservation, &policy).await?;
+        tracing::info!(username = %logged_name, client_addr = ?req.client_addr, "admin login failed");
+        for key in &newly_locked {
+            tracing::warn!(key = %log_safe(key), lockout_s = policy.lockout.as_secs(),
+                "admin login locked out after repeated failures");
+            audit::record(
+                &**db,
+                &Actor {
+                    user_id: None,
+                    // Whatever was typed, not an account: marked, and at most 64 chars.
+                    username: format!("{logged_name} (unverified)"),
+                    client_addr: req.client_addr,
+                },
+                Change {
+                    action: "login_locked",
+                    object_type: "session",
+                    object_id: None,
+                    object_repr: key,
+                    before: None,
+                    after: Some(json!({"locked_for_seconds": policy.lockout.as_secs()})),
+                },
+            )
+            .await?;
+        }
+    }
+    // The connection went back to the pool before the slowdown.
+    tokio::time::sleep(reservation.delay).await;
+    Ok(Authentication::Failed)
+}
+
+/// A new session for a verified user (the one the browser had, if any, ends), audited;
+/// returns its token.
+async fn start_session(
+    admin: &AdminState,
+    req: &AdminRequest,
+    user_id: i64,
+    username: &str,
+) -> Result<String> {
+    let db = admin.pool.get().await?;
+    session::sweep(&**db, &admin.policy()).await?;
+    // A new token at every login: a session id planted before login is worthless.
+    if let Some(old) = session_token(admin, req) {
         session::delete(&**db, old).await?;
     }
     let token = session::create(&**db, user_id, req.client_addr).await?;
@@ -209,21 +236,21 @@ pub(crate) async fn login(app: &AppState, req: &AdminRequest) -> Result<Page> {
         &**db,
         &Actor {
             user_id: Some(user_id),
-            username: canonical.clone(),
+            username: username.to_owned(),
             client_addr: req.client_addr,
         },
         Change {
             action: "login",
             object_type: "session",
             object_id: Some(user_id),
-            object_repr: &canonical,
+            object_repr: username,
             before: None,
             after: None,
         },
     )
     .await?;
-    tracing::info!(username = %canonical, "admin login");
-    Ok(Page::redirect(next).with_cookie(session_cookie(admin, &token)))
+    tracing::info!(username = %username, "admin login");
+    Ok(token)
 }
 
 /// A username as it may be logged: at most 64 characters, control characters escaped
@@ -254,27 +281,24 @@ fn session_cookie(admin: &AdminState, token: &str) -> String {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn login_page(
     admin: &AdminState,
-    app: &AppState,
     csrf_basis: &str,
-    flash: Option<&(String, String)>,
+    flash: Option<&Flash>,
     next: &str,
     username: &str,
     errors: Value,
 ) -> Result<Page> {
     let csrf = admin.keys.csrf_token("login", csrf_basis);
-    render_page(
-        admin,
-        app,
-        "login",
-        "Log in | Greeter administration",
-        None,
-        &csrf,
+    Ok(View {
+        template: "login",
+        title: "Log in | Greeter administration",
+        user: None,
+        csrf_token: &csrf,
         flash,
-        json!({"next": next, "username": username, "errors": errors}),
-    )
+        data: json!({"next": next, "username": username, "errors": errors}),
+    }
+    .render(admin)?)
 }
 
 /// `POST /admin/logout/`.
@@ -352,9 +376,7 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
         }
     }
     if !errors.is_empty() {
-        return Ok(ctx
-            .render("password_change", TITLE, json!({"errors": errors}))?
-            .with_status(StatusCode::OK));
+        return ctx.render("password_change", TITLE, json!({"errors": errors}));
     }
     let hash = ctx
         .admin

@@ -9,7 +9,10 @@ use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
 use super::listing::{List, Seek, SortKey};
-use super::web::{AdminError, Ctx, Page, Result, sql_time};
+use super::page::Page;
+use super::request::{Ctx, Result};
+use super::sql::sql_time;
+use crate::error::AdminError;
 
 /// Serialises activations: under READ COMMITTED two concurrent ones could otherwise both
 /// miss each other's row and trip the one-active index. "greet\0\0\0".

@@ -5,8 +5,14 @@ use serde_json::{Value, json};
 
 use super::audit::{ACTIONS, OBJECT_TYPES};
 use super::listing::{Count, List, Seek, SortKey};
+use super::page::Page;
+use super::request::{Ctx, Result};
 use super::security::fingerprint;
-use super::web::{AdminError, Ctx, Page, Result, sql_time};
+use super::sql::sql_time;
+use crate::error::AdminError;
+
+/// The audit log names every user and the addresses they came from.
+const READ_AUDIT: &str = "Only superusers may read the audit log.";
 
 /// The audit log, newest first: index `admin_audit_log_at` (migrations/V2), and with a
 /// filter the filter's index (V4).
@@ -100,7 +106,7 @@ pub(crate) async fn index(ctx: &mut Ctx<'_>) -> Result<Page> {
 
 /// `GET /admin/settings/`: what this deployment runs, never a secret's value.
 pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
-    let settings = &ctx.app.settings;
+    let settings = &ctx.admin.settings;
     let payment = settings
         .payment_api_key
         .as_ref()
@@ -120,7 +126,7 @@ pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
 /// (src/admin/listing.rs). Superusers only: it names every user and the addresses they
 /// came from.
 pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
-    ctx.require_superuser()?;
+    ctx.require_superuser(READ_AUDIT)?;
     let query = ctx.query();
     // Unknown filter values are ignored rather than passed on.
     let action = Some(query.get("action"))
@@ -186,7 +192,7 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
 
 /// `GET /admin/audit/<id>/`: one entry with its before/after summary.
 pub(crate) async fn audit_detail(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
-    ctx.require_superuser()?;
+    ctx.require_superuser(READ_AUDIT)?;
     let row = ctx
         .db
         .query_opt(

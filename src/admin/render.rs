@@ -44,7 +44,7 @@ impl Templates {
     pub fn render(
         &self,
         name: &str,
-        data: &serde_json::Value,
+        data: &impl serde::Serialize,
     ) -> Result<String, handlebars::RenderError> {
         self.registry.render(name, data)
     }

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use tokio_postgres::GenericClient;
 
-use super::Policy;
 use super::security::{random_token, token_hash};
+use super::state::Policy;
 
 /// The logged-in user, as every page needs them.
 #[derive(Debug, Clone)]

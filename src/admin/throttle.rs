@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio_postgres::GenericClient;
 
-use super::Policy;
+use super::state::Policy;
 
 /// The keys one attempt counts against, in their one canonical form.
 pub(crate) struct Keys {

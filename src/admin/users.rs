@@ -9,13 +9,16 @@ use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
 use super::auth_views::new_password_problems;
+use super::forms::query_string;
 use super::listing::{List, Seek, SortKey};
+use super::page::Page;
+use super::request::{Ctx, Result};
 use super::session;
-use super::web::{
-    AdminError, Ctx, Page, Result, is_unique_violation, like_pattern, query_string, sql_time,
-};
+use super::sql::{is_unique_violation, like_pattern, sql_time};
 use crate::auth::users::username_is_valid;
+use crate::error::AdminError;
 
+const MANAGE_USERS: &str = "Only superusers may manage users.";
 const REQUIRED: &str = "This field is required.";
 const TAKEN: &str = "A user with that username already exists.";
 const BAD_USERNAME: &str =
@@ -134,7 +137,7 @@ async fn find(client: &impl GenericClient, id: i64) -> Result<UserRow> {
 /// `GET /admin/users/?q=&o=&after=|before=|last=1`: keyset pages (src/admin/listing.rs);
 /// the search is served by a trigram index.
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
-    ctx.require_superuser()?;
+    ctx.require_superuser(MANAGE_USERS)?;
     let query = ctx.query();
     let search = query.get("q").trim().to_owned();
     let (order_key, sort) = ORDERINGS
@@ -205,7 +208,7 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
 
 /// `GET`/`POST /admin/users/add/`: a username and a password typed twice.
 pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
-    ctx.require_superuser()?;
+    ctx.require_superuser(MANAGE_USERS)?;
     const TITLE: &str = "Add user | Greeter administration";
     if !ctx.req.is_post() {
         return ctx.render("user_add", TITLE, json!({"username": "", "errors": {}}));
@@ -282,7 +285,7 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
 
 /// `GET`/`POST /admin/users/<id>/`: username and the active/staff/superuser flags.
 pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
-    ctx.require_superuser()?;
+    ctx.require_superuser(MANAGE_USERS)?;
     let before = find(&**ctx.db, id).await?;
     let title = format!("{} | Change user | Greeter administration", before.username);
     if !ctx.req.is_post() {
@@ -402,7 +405,7 @@ async fn superuser_remains(client: &impl GenericClient) -> Result<bool> {
 
 /// `GET`/`POST /admin/users/<id>/password/`: set a user's password (no old one needed).
 pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
-    ctx.require_superuser()?;
+    ctx.require_superuser(MANAGE_USERS)?;
     let target = find(&**ctx.db, id).await?;
     let title = format!(
         "Change password: {} | Greeter administration",
@@ -470,7 +473,7 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
 
 /// `GET` (confirmation) and `POST /admin/users/<id>/delete/`.
 pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
-    ctx.require_superuser()?;
+    ctx.require_superuser(MANAGE_USERS)?;
     let target = find(&**ctx.db, id).await?;
     if id == ctx.user.id {
         return Ok(ctx.redirect_with(

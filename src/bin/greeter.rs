@@ -1,14 +1,10 @@
 //! `greeter`: the HTTP server (`serve`, the default) and `createsuperuser`.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use greeter::auth::{password, users};
-use greeter::config::{self, ConfigError, DatabaseSettings, ProcessEnv, Settings};
+use greeter::config::Settings;
 use greeter::startup::{Application, shutdown_signal};
-use secrecy::{ExposeSecret, SecretString};
 
 // musl's allocator is slow under multi-threaded load; the static images are musl.
 #[cfg(target_env = "musl")]
@@ -48,13 +44,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
-        Command::Createsuperuser { username, noinput } => createsuperuser(username, noinput),
+        Command::Createsuperuser { username, noinput } => {
+            greeter::createsuperuser::run(username, noinput)
+        }
     }
-}
-
-fn config_failure(e: &ConfigError) -> ExitCode {
-    eprintln!("greeter: {e}");
-    ExitCode::from(2)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -86,7 +79,10 @@ fn serve() -> ExitCode {
     tune_allocator();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
-        Err(e) => return config_failure(&e),
+        Err(e) => {
+            eprintln!("greeter: {e}");
+            return ExitCode::from(2);
+        }
     };
     let _log_guard = greeter::telemetry::init(settings.log_format);
     let result = runtime().block_on(async {
@@ -101,94 +97,4 @@ fn serve() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn createsuperuser(username: Option<String>, noinput: bool) -> ExitCode {
-    let database = match DatabaseSettings::from_source(&ProcessEnv) {
-        Ok(db) => db,
-        Err(e) => return config_failure(&e),
-    };
-    let interactive = !noinput && std::io::stdin().is_terminal();
-    let username = match username {
-        Some(name) => name,
-        None if interactive => match prompt("Username: ") {
-            Ok(name) => name,
-            Err(e) => return fail(&format!("cannot read the username: {e}")),
-        },
-        None => return usage("--username is required when not prompting"),
-    };
-    if !users::username_is_valid(&username) {
-        return usage("the username must be 1-150 letters, digits and @ . + - _");
-    }
-    let password = match read_password(interactive, noinput) {
-        Ok(password) => password,
-        Err(message) => return usage(&message),
-    };
-    let problems = password::validate(password.expose_secret(), &username);
-    if !problems.is_empty() {
-        for problem in problems {
-            eprintln!("greeter createsuperuser: {problem}");
-        }
-        return ExitCode::FAILURE;
-    }
-    let result = runtime().block_on(async {
-        let client =
-            greeter::migrations::connect_with_retry(&database, Duration::from_secs(10)).await?;
-        anyhow::Ok(users::create_superuser(&client, &username, password).await)
-    });
-    match result {
-        Ok(Ok(_)) => {
-            println!("Superuser {username:?} created successfully.");
-            ExitCode::SUCCESS
-        }
-        Ok(Err(e)) => fail(&e.to_string()),
-        Err(e) => fail(&format!("cannot reach the database: {e:#}")),
-    }
-}
-
-/// ADMIN_PASSWORD(_FILE), else a double prompt on a terminal, else one line of stdin.
-fn read_password(interactive: bool, noinput: bool) -> Result<SecretString, String> {
-    if let Some(password) = config::admin_password_from_env().map_err(|e| e.to_string())? {
-        return Ok(password);
-    }
-    if noinput {
-        return Err("--noinput needs ADMIN_PASSWORD or ADMIN_PASSWORD_FILE".into());
-    }
-    if interactive {
-        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
-        let second = rpassword::prompt_password("Password (again): ").map_err(|e| e.to_string())?;
-        if first != second {
-            return Err("the two passwords differ".into());
-        }
-        return Ok(SecretString::from(first));
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .take(4096)
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
-    let password = line.trim_end_matches(['\n', '\r']).to_owned();
-    if password.is_empty() {
-        return Err("no password on stdin (or set ADMIN_PASSWORD)".into());
-    }
-    Ok(SecretString::from(password))
-}
-
-fn prompt(label: &str) -> std::io::Result<String> {
-    print!("{label}");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    Ok(line.trim().to_owned())
-}
-
-fn usage(message: &str) -> ExitCode {
-    eprintln!("greeter createsuperuser: {message}");
-    ExitCode::from(2)
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("greeter createsuperuser: {message}");
-    ExitCode::FAILURE
 }

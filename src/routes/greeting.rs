@@ -7,9 +7,10 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{get_or_head, with_state};
+use super::get_or_head;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::state::with_state;
 
 #[derive(Serialize)]
 struct GreetingBody<'a> {

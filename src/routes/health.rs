@@ -14,8 +14,9 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::{get_or_head, with_state};
+use super::get_or_head;
 use crate::state::AppState;
+use crate::state::with_state;
 
 /// The database check must answer well within a scraper's or a person's patience.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);

@@ -5,8 +5,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Reply, http::header};
 
-use super::with_state;
 use crate::state::AppState;
+use crate::state::with_state;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("metrics")

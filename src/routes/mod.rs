@@ -10,13 +10,6 @@ use warp::reply::Response;
 
 use crate::state::AppState;
 
-/// Hand the shared state to a handler.
-pub fn with_state(
-    state: AppState,
-) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
-    warp::any().map(move || state.clone())
-}
-
 /// GET or HEAD (hyper drops the body of a HEAD response).
 pub fn get_or_head() -> BoxedFilter<()> {
     warp::get().or(warp::head()).unify().boxed()
@@ -27,7 +20,7 @@ pub fn public(state: AppState) -> BoxedFilter<(Response,)> {
     greeting::route(state.clone())
         .or(health::routes(state.clone()))
         .unify()
-        .or(crate::admin::routes(state))
+        .or(crate::admin::routes(state.admin.clone()))
         .unify()
         .recover(crate::error::handle_rejection)
         .unify()

@@ -56,6 +56,14 @@ def ingress_tls_values() -> dict[str, Any]:
     }
 
 
+def cloudnativepg_values() -> dict[str, Any]:
+    return {
+        "postgresql": {"mode": "cloudnativepg"},
+        "cloudnativepg": {"backup": {"enabled": True, "destinationPath": "s3://greeter-backups/kind",
+                                     "endpointURL": "https://s3.example.com", "s3CredentialsSecret": "greeter-s3"}},
+    }
+
+
 # name -> (values, namespace). The environments' files plus the switches worth rendering.
 VALUE_SETS: dict[str, tuple[dict[str, Any], str]] = {
     "defaults": ({}, NAMESPACE),
@@ -63,6 +71,7 @@ VALUE_SETS: dict[str, tuple[dict[str, Any], str]] = {
     "production": (load_values("values-production.yaml"), "greeter-production"),
     "external-db": (external_db_values(), NAMESPACE),
     "ingress-tls": (ingress_tls_values(), NAMESPACE),
+    "cloudnativepg": (cloudnativepg_values(), NAMESPACE),
     "autoscaling-off": ({"autoscaling": {"enabled": False}, "replicaCount": 3}, NAMESPACE),
 }
 

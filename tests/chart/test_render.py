@@ -466,7 +466,12 @@ def test_network_policies(value_set):
     for obj in objects:
         spec = pod_spec(obj)
         if spec is not None:
-            labels = obj["spec"]["template"]["metadata"]["labels"] if obj["kind"] != "Pod" else obj["metadata"]["labels"]
+            if obj["kind"] == "Pod":
+                labels = obj["metadata"]["labels"]
+            elif obj["kind"] == "CronJob":
+                labels = obj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+            else:
+                labels = obj["spec"]["template"]["metadata"]["labels"]
             assert deny["spec"]["podSelector"]["matchLabels"].items() <= labels.items(), obj["metadata"]["name"]
     app = one(objects, "NetworkPolicy", "greeter-app")
     ingress = app["spec"]["ingress"]
@@ -476,13 +481,14 @@ def test_network_policies(value_set):
     assert metrics_rule["from"][0]["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
     dns = app["spec"]["egress"][1]["ports"]
     assert {(p["protocol"], p["port"]) for p in dns} == {("UDP", 53), ("TCP", 53)}
-    if VALUE_SETS[value_set][0].get("postgresql", {}).get("enabled", True):
+    if VALUE_SETS[value_set][0].get("postgresql", {}).get("enabled", True) and VALUE_SETS[value_set][0].get(
+            "postgresql", {}).get("mode", "bundled") == "bundled":
         db = one(objects, "NetworkPolicy", "greeter-postgresql")
         sts = one(objects, "StatefulSet")
         assert db["spec"]["podSelector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
         (rule,) = db["spec"]["ingress"]
         allowed = {p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in rule["from"]}
-        assert allowed == {"app", "migrate"}, "only the app (and its migrator) reaches PostgreSQL"
+        assert allowed == {"app", "migrate", "backup"}, "only the app, its migrator and the backup reach PostgreSQL"
         assert all("namespaceSelector" not in p and "ipBlock" not in p for p in rule["from"])
         assert "egress" not in db["spec"], "PostgreSQL opens no connections"
         # ...and the test pod may not reach it.

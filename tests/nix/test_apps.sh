@@ -110,6 +110,8 @@ case $args in
   *" get nodes -o jsonpath="*) fails kubectl-nodes; echo "${FAKE_ARCH:-amd64}" ;;
   *" get nodes --no-headers "*) printf 'n%s Ready\n' 1 2 3 ;;
   *" get deployment metrics-server -o jsonpath="*) echo '["--kubelet-insecure-tls"]' ;;
+  *" apply --server-side "*) fails kubectl-cnpg ;;
+  *" rollout status deployment/cnpg-controller-manager "*) fails cnpg-rollout ;;
   *) fails kubectl ;;
 esac
 FAKE
@@ -151,6 +153,7 @@ again() {
   local app=$1
   shift
   env -u GREETER_CLUSTER -u GREETER_NAMESPACE -u GREETER_HOST_PORT -u GREETER_SKIP_BUILDER_CHECK -u KIND_EXPERIMENTAL_PROVIDER \
+    -u GREETER_POSTGRES -u CNPG_VERSION \
     FAKE_DIR="$tmp/fake" "$@" "$tmp/apps/$app" >"$out" 2>&1 </dev/null
   status=$?
 }
@@ -286,6 +289,35 @@ up_create_fails() {
   [[ $status != 0 ]] && ! called '^kubectl' && grep -q '^error: kind create cluster' "$out" || { show; return 1; }
 }
 check "cluster-up: a failed kind create stops it" up_create_fails
+
+up_cnpg() {
+  local manifest=https://raw.githubusercontent.com/cloudnative-pg/cloudnative-pg/release-1.30/releases/cnpg-1.30.0.yaml
+  FAKE_CLUSTERS='' run cluster-up GREETER_POSTGRES=cloudnativepg
+  [[ $status == 0 ]] && called "^kubectl --context kind-greeter apply --server-side --force-conflicts -f $manifest\$" \
+    && [[ $(line_of 'apply --server-side') -lt $(line_of 'rollout status deployment/cnpg-controller-manager') ]] \
+    && called 'wait --for=condition=Established --timeout=2m crd/clusters.postgresql.cnpg.io' || { show; return 1; }
+  # Without the setting: no operator.
+  FAKE_CLUSTERS='' run cluster-up
+  [[ $status == 0 ]] && ! called 'cnpg' || { show; return 1; }
+}
+check "cluster-up: GREETER_POSTGRES=cloudnativepg applies the CNPG 1.30.0 release manifest and waits for the operator" up_cnpg
+
+up_cnpg_fails() {
+  FAKE_CLUSTERS='' run cluster-up GREETER_POSTGRES=cloudnativepg FAKE_FAIL=cnpg-rollout
+  [[ $status != 0 ]] && grep -q '^error: the CloudNativePG operator .* did not become available' "$out" || { show; return 1; }
+  FAKE_CLUSTERS='' run cluster-up GREETER_POSTGRES=postgres
+  [[ $status != 0 ]] && grep -q "^error: GREETER_POSTGRES is 'postgres'" "$out" && ! called 'kind create' || { show; return 1; }
+}
+check "cluster-up: an operator that does not come up, or an unknown GREETER_POSTGRES, fails clearly" up_cnpg_fails
+
+deploy_cnpg() {
+  FAKE_CLUSTERS=greeter run deploy GREETER_POSTGRES=cloudnativepg
+  [[ $status == 0 ]] && called '^helm upgrade --install .* --set postgresql.mode=cloudnativepg' || { show; return 1; }
+  # Unset: no --set (it would beat a -f values file).
+  FAKE_CLUSTERS=greeter run deploy
+  [[ $status == 0 ]] && ! called 'postgresql.mode' || { show; return 1; }
+}
+check "deploy: GREETER_POSTGRES sets postgresql.mode, and only when given" deploy_cnpg
 
 # --- cluster-down ----------------------------------------------------------------------
 down_among_many() {
