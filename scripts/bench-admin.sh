@@ -17,8 +17,11 @@
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# shellcheck source=nix/apps/lib.sh
-source nix/apps/lib.sh
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
 
 duration=${DURATION:-5s}
 connections=${ADMIN_CONNECTIONS:-4}
