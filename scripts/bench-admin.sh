@@ -137,7 +137,7 @@ say "seeded in $(( $(date +%s) - started )) s"
 # Migration V4 on the full tables: drop its indexes and its history row, run it again.
 v4=$(ls migrations/V4__*.sql 2>/dev/null || true)
 if [[ -n $v4 ]] && [[ $(sql -tA -c "SELECT count(*) FROM refinery_schema_history WHERE version = 4") == 1 ]]; then
-  indexes=$(grep -o 'IF NOT EXISTS [a-z_]*' "$v4" | awk '{print $4}' | paste -sd, -)
+  indexes=$(grep -o 'CREATE INDEX CONCURRENTLY IF NOT EXISTS [a-z_]*' "$v4" | awk '{print $7}' | paste -sd, -)
   sql -c "DROP INDEX $indexes" -c "DELETE FROM refinery_schema_history WHERE version = 4"
   started=$(date +%s.%N)
   "$migrate" --timeout 600 >"$tmp/migrate-v4.log" 2>&1 || { cat "$tmp/migrate-v4.log" >&2; die "V4 failed"; }
