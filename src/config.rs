@@ -1,4 +1,4 @@
-//! Configuration from the environment, as listed in DESIGN.md.
+//! Configuration from the environment, as listed in DOCS.md ("Configuration reference").
 //!
 //! Every problem becomes a [`ConfigError`] that names the variable and never its value, so
 //! the binaries can print one line and exit with status 2.
@@ -79,6 +79,7 @@ pub const VARIABLES: &[&str] = &[
     "MAX_CONNECTIONS_PER_ADDRESS",
     "HEADER_READ_TIMEOUT_SECS",
     "IDLE_TIMEOUT_SECS",
+    "HTTP2_CLEARTEXT",
 ];
 
 /// Variables that may instead be read from the file named by `<NAME>_FILE`.
@@ -295,7 +296,6 @@ impl AdminBootstrap {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub secret_key: SecretString,
-    pub debug: bool,
     pub app_env: AppEnv,
     pub listen_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
@@ -319,6 +319,10 @@ pub struct NetworkSettings {
     pub header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
+    /// Whether the HTTP port also speaks HTTP/2 over plain TCP (h2c, "prior knowledge").
+    /// Off by default: behind a Service, an ingress or a TLS-terminating proxy HTTP/1.1
+    /// is what arrives, and h2c only adds attack surface. The metrics port never does.
+    pub http2_cleartext: bool,
 }
 
 impl Default for NetworkSettings {
@@ -329,6 +333,7 @@ impl Default for NetworkSettings {
             max_connections_per_address: 256,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            http2_cleartext: false,
         }
     }
 }
@@ -372,6 +377,12 @@ impl NetworkSettings {
             )?,
             header_read_timeout: secs("HEADER_READ_TIMEOUT_SECS", d.header_read_timeout)?,
             idle_timeout: secs("IDLE_TIMEOUT_SECS", d.idle_timeout)?,
+            http2_cleartext: r.parsed(
+                "HTTP2_CLEARTEXT",
+                d.http2_cleartext,
+                parse_bool,
+                "true, false, 1 or 0",
+            )?,
         })
     }
 }
@@ -418,7 +429,6 @@ impl Settings {
         };
         Ok(Self {
             secret_key,
-            debug,
             app_env: r.parsed(
                 "APP_ENV",
                 AppEnv::Production,

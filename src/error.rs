@@ -1,6 +1,10 @@
-//! Typed errors and the one place where they, and warp's rejections, become responses.
+//! Typed errors, and the one place that decides what a client is told about a failure:
+//! its status and words. [`ApiError`], warp's rejections and [`Fault`]s outside the admin
+//! become JSON here; [`AdminError`]s, and faults of admin requests, become a [`Failure`]
+//! that the admin's error page (`admin::page`) shows as HTML, with its security headers.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Serialize;
@@ -42,12 +46,22 @@ pub enum AdminError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("template error: {0}")]
     Template(#[from] handlebars::RenderError),
-    /// A form or query PostgreSQL could not store (a NUL byte): 400.
-    #[error("bad request")]
-    BadRequest,
+    /// A form or query that is malformed, lacks a field, or holds what PostgreSQL cannot
+    /// store (a NUL byte): 400, with a sentence for the page.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
     /// Too many password checks are queued: answered at once with 503 and `Retry-After`.
     #[error("too many password checks in progress")]
     Busy,
+    /// A body larger than the admin's forms ever are.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// A POST whose length is not given up front (chunked).
+    #[error("content-length required")]
+    LengthRequired,
+    /// A method the admin does not answer (not GET, HEAD or POST).
+    #[error("method not allowed")]
+    MethodNotAllowed,
 }
 
 /// A failure as the client is told about it: the status, a heading and one sentence.
@@ -86,11 +100,7 @@ impl AdminError {
                 "The page you asked for does not exist.",
             ),
             AdminError::Forbidden(why) => (StatusCode::FORBIDDEN, "Permission denied", *why),
-            AdminError::BadRequest => (
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "The form contained a character that cannot be stored (a NUL byte).",
-            ),
+            AdminError::BadRequest(why) => (StatusCode::BAD_REQUEST, "Bad request", *why),
             AdminError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Busy",
@@ -101,6 +111,21 @@ impl AdminError {
                 "Forbidden (CSRF verification failed)",
                 "The form was not submitted from this site, or it is too old. Reload the page \
                  and try again. Cookies must be enabled.",
+            ),
+            AdminError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request too large",
+                "The form was larger than any form of this site.",
+            ),
+            AdminError::LengthRequired => (
+                StatusCode::LENGTH_REQUIRED,
+                "Length required",
+                "The form was sent without a Content-Length.",
+            ),
+            AdminError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "The admin answers GET, HEAD and POST only.",
             ),
             AdminError::Pool(_) | AdminError::Database(_) if self.is_database_unavailable() => {
                 tracing::warn!(error = %self, path, "admin request: database unavailable");
@@ -125,6 +150,47 @@ impl AdminError {
             detail,
         }
     }
+}
+
+/// A failure no handler answered: the handler panicked, or the request took too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Panic,
+    Timeout,
+}
+
+impl Fault {
+    pub fn failure(self) -> Failure {
+        match self {
+            Fault::Panic => Failure {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                heading: "Server error",
+                detail: "Something went wrong on our side. Please try again.",
+            },
+            Fault::Timeout => Failure {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                heading: "Request timed out",
+                detail: "The request took too long. Please try again in a moment.",
+            },
+        }
+    }
+
+    /// The JSON API's words for it.
+    pub fn json(self) -> warp::reply::Response {
+        match self {
+            Fault::Panic => json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            Fault::Timeout => json_error(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
+        }
+    }
+}
+
+/// The response for a [`Fault`] of a request to `path`, chosen by the routes (the server
+/// loop knows no pages).
+pub type FaultResponder = Arc<dyn Fn(&str, Fault) -> warp::reply::Response + Send + Sync>;
+
+/// JSON for every path (the metrics port).
+pub fn json_faults() -> FaultResponder {
+    Arc::new(|_, fault| fault.json())
 }
 
 #[derive(Serialize)]

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -24,16 +24,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use crate::config::NetworkSettings;
-use crate::error::json_error;
+use crate::error::{Fault, FaultResponder};
 
 /// No request may take longer than this; the client gets a 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The request id, available to handlers through `warp::ext::get::<RequestId>()`.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 /// The client's address, through `warp::ext::get::<ClientAddr>()`: the TCP peer's, or,
 /// when the peer is a trusted proxy, the one its forwarding headers name.
@@ -49,10 +45,13 @@ pub enum Observe {
 
 /// Serve `routes` on `listener` until `shutdown` resolves, then stop accepting (new
 /// connections are refused) and let in-flight requests finish for at most `grace`.
+/// `faults` answers a request whose handler panicked or timed out.
 /// Returns whether every connection finished within the grace period.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     routes: BoxedFilter<(Response,)>,
+    faults: FaultResponder,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     observe: Observe,
@@ -74,6 +73,10 @@ pub async fn serve(
         // Pings find dead peers; the idle watchdog below closes quiet live ones.
         .keep_alive_interval(Some(network.idle_timeout / 2))
         .keep_alive_timeout(Duration::from_secs(20));
+    // HTTP/1.1 only unless h2c is wanted (HTTP2_CLEARTEXT): then the first bytes decide.
+    if !network.http2_cleartext {
+        builder = builder.http1_only();
+    }
     let network = Arc::new(network);
     let limits = Arc::new(ConnectionLimits::new(&network));
     let graceful = GracefulShutdown::new();
@@ -91,8 +94,10 @@ pub async fn serve(
                     // spinning on an error that only a closed connection can clear.
                     tracing::warn!(error = %e, backoff_ms = accept_backoff.as_millis() as u64,
                         "accept failed");
+                    // A connection closing frees a descriptor: try again at once then.
                     tokio::select! {
                         () = tokio::time::sleep(accept_backoff) => {}
+                        () = limits.closed.notified() => {}
                         () = &mut shutdown => break,
                     }
                     accept_backoff = (accept_backoff * 2).min(Duration::from_secs(1));
@@ -113,10 +118,17 @@ pub async fn serve(
         let service = {
             let activity = activity.clone();
             let network = network.clone();
+            let faults = faults.clone();
             hyper::service::service_fn(move |request: Request<Incoming>| {
                 let client = client_addr(&network, peer, trusted, request.headers());
                 let busy = activity.start();
-                let call = handle(request, client, warp_service.clone(), observe);
+                let call = handle(
+                    request,
+                    client,
+                    warp_service.clone(),
+                    observe,
+                    faults.clone(),
+                );
                 async move {
                     let response = call.await;
                     drop(busy);
@@ -129,7 +141,9 @@ pub async fn serve(
         let (first, idle) = (network.header_read_timeout, network.idle_timeout);
         tokio::spawn(async move {
             let _slot = slot;
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            // No upgrades: nothing here speaks WebSocket, and with them hyper-util would
+            // ignore http1_only.
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 result = watcher.watch(connection) => {
                     if let Err(e) = result {
@@ -201,30 +215,48 @@ impl Activity {
     }
 }
 
-/// Open connections, per process and per client address.
+/// Open connections, per process and per client address (IPv6: per /64).
 struct ConnectionLimits {
     total: Arc<tokio::sync::Semaphore>,
     per_address: Mutex<HashMap<IpAddr, usize>>,
     max_per_address: usize,
+    /// Told whenever a connection closes (the accept loop waits for it after EMFILE).
+    closed: tokio::sync::Notify,
 }
 
 /// A connection's place in [`ConnectionLimits`], given back on drop.
 struct Slot {
     _total: tokio::sync::OwnedSemaphorePermit,
-    address: Option<(Arc<ConnectionLimits>, IpAddr)>,
+    limits: Arc<ConnectionLimits>,
+    /// The address group counted, None for a trusted proxy.
+    address: Option<IpAddr>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some((limits, ip)) = &self.address {
-            let mut map = limits.per_address.lock().expect("limits lock");
-            if let Some(n) = map.get_mut(ip) {
+        if let Some(group) = &self.address {
+            let mut map = self.limits.per_address.lock().expect("limits lock");
+            if let Some(n) = map.get_mut(group) {
                 *n -= 1;
                 if *n == 0 {
-                    map.remove(ip);
+                    map.remove(group);
                 }
             }
         }
+        self.limits.closed.notify_one();
+    }
+}
+
+/// The address a connection counts against: IPv4 as is, IPv6 per /64 (one client
+/// usually holds a whole /64, like the login throttle assumes), IPv4-mapped as IPv4.
+fn address_group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(
+            ipnet::Ipv6Net::new(v6, 64)
+                .expect("64 is a valid prefix")
+                .network(),
+        ),
     }
 }
 
@@ -249,6 +281,7 @@ impl ConnectionLimits {
             total: Arc::new(tokio::sync::Semaphore::new(max)),
             per_address: Mutex::new(HashMap::new()),
             max_per_address: network.max_connections_per_address,
+            closed: tokio::sync::Notify::new(),
         }
     }
 
@@ -257,19 +290,21 @@ impl ConnectionLimits {
         if trusted {
             return Some(Slot {
                 _total: total,
+                limits: self.clone(),
                 address: None,
             });
         }
-        let ip = ip.to_canonical();
+        let group = address_group(ip);
         let mut map = self.per_address.lock().expect("limits lock");
-        let n = map.entry(ip).or_insert(0);
+        let n = map.entry(group).or_insert(0);
         if *n >= self.max_per_address {
             return None;
         }
         *n += 1;
         Some(Slot {
             _total: total,
-            address: Some((self.clone(), ip)),
+            limits: self.clone(),
+            address: Some(group),
         })
     }
 }
@@ -362,6 +397,7 @@ async fn handle<S>(
     client: SocketAddr,
     mut service: S,
     observe: Observe,
+    faults: FaultResponder,
 ) -> Result<Response, Infallible>
 where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible>,
@@ -374,9 +410,6 @@ where
         .filter(|v| is_safe_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    request
-        .extensions_mut()
-        .insert(RequestId(request_id.clone()));
     request.extensions_mut().insert(ClientAddr(client));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -387,9 +420,9 @@ where
         Ok(Ok(Err(never))) => match never {},
         Ok(Err(_panic)) => {
             tracing::error!(request_id = %request_id, path = %path, "handler panicked");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            faults(&path, Fault::Panic)
         }
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
+        Err(_) => faults(&path, Fault::Timeout),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -476,6 +509,44 @@ mod tests {
         assert_eq!(ip("forwarded", fwd, true).to_string(), "2001:db8::1");
         // Garbage: believe nothing beyond the proxy.
         assert_eq!(ip("x-forwarded-for", "not-an-ip", true), proxy.ip());
+    }
+
+    /// Pen-test low finding: IPv6 clients counted per /128 got a fresh cap with every
+    /// address of their /64. (The live test, tests/api/connections.rs, runs on 127.0.0.1:
+    /// a test cannot own a /64 without root.)
+    #[tokio::test]
+    async fn the_per_address_cap_counts_ipv6_per_64() {
+        let limits = Arc::new(ConnectionLimits::new(&NetworkSettings {
+            max_connections_per_address: 2,
+            ..NetworkSettings::default()
+        }));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = limits.admit(ip("2001:db8:1:2::1"), false).unwrap();
+        let _b = limits
+            .admit(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), false)
+            .unwrap();
+        assert!(
+            limits.admit(ip("2001:db8:1:2::3"), false).is_none(),
+            "same /64"
+        );
+        assert!(
+            limits.admit(ip("2001:db8:1:3::1"), false).is_some(),
+            "next /64"
+        );
+        assert!(
+            limits.admit(ip("2001:db8:1:2::4"), true).is_some(),
+            "trusted proxy"
+        );
+        drop(a);
+        assert!(
+            limits.admit(ip("2001:db8:1:2::5"), false).is_some(),
+            "room again"
+        );
+        // IPv4 (and IPv4-mapped IPv6) per address.
+        let _c = limits.admit(ip("192.0.2.1"), false).unwrap();
+        let _d = limits.admit(ip("::ffff:192.0.2.1"), false).unwrap();
+        assert!(limits.admit(ip("192.0.2.1"), false).is_none());
+        assert!(limits.admit(ip("192.0.2.2"), false).is_some());
     }
 
     #[test]

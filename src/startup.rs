@@ -89,6 +89,7 @@ impl Application {
         let public = server::serve(
             http,
             crate::routes::public(state.clone()),
+            crate::routes::public_faults(state.clone()),
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
             Observe::Requests,
@@ -97,10 +98,15 @@ impl Application {
         let internal = server::serve(
             metrics,
             crate::routes::metrics::routes(state.clone()),
+            crate::error::json_faults(),
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
             Observe::Nothing,
-            state.settings.network.clone(),
+            // Prometheus scrapes over HTTP/1.1: the metrics port never speaks h2c.
+            crate::config::NetworkSettings {
+                http2_cleartext: false,
+                ..state.settings.network.clone()
+            },
         );
         let ((), drained, _) = tokio::join!(trigger, public, internal);
         let _ = listener.await;

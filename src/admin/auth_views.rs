@@ -2,11 +2,12 @@
 
 use http::StatusCode;
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::audit::{self, Actor, Change};
-use super::forms::{Form, safe_next};
-use super::page::{Flash, Page, View};
+use super::forms::{self, CsrfField, LoginForm, LoginQuery, PasswordChangeForm, safe_next};
+use super::page::{Errors, Flash, Page, View};
 use super::request::{AdminRequest, Ctx, Result, flash_cookie};
 use super::state::AdminState;
 use super::{security, session, throttle};
@@ -19,27 +20,70 @@ const LOGIN_FAILED: &str = "Please enter the correct username and password for a
                             account. Note that both fields may be case-sensitive.";
 const LOCKED_OUT: &str = "Too many failed login attempts. Please try again later.";
 const REQUIRED: &str = "This field is required.";
+const OLD_PASSWORD_WRONG: &str =
+    "Your old password was entered incorrectly. Please enter it again.";
+
+/// Re-authentication for changes to one's own account (password, username): the
+/// logged-in user's password, checked like the login form's (the same throttle keys, a
+/// place in the bounded argon2 queue, no pooled connection held while argon2 runs).
+/// Returns the form error when refused, None when the password is right.
+pub(crate) async fn reauthenticate(
+    ctx: &mut Ctx<'_>,
+    password: &str,
+    wrong: &'static str,
+) -> Result<Option<&'static str>> {
+    if password.is_empty() {
+        return Ok(Some(REQUIRED));
+    }
+    let phc: String = ctx
+        .db
+        .query_one(
+            "SELECT password_hash FROM users WHERE id = $1",
+            &[&ctx.user.id],
+        )
+        .await?
+        .get(0);
+    let admin = ctx.admin;
+    let Some(_permit) = admin.login_permit() else {
+        return Err(AdminError::Busy);
+    };
+    // The old password is a password oracle too: throttled like the login form.
+    let policy = admin.policy();
+    let keys = throttle::Keys::new(&ctx.user.username, ctx.req.client_addr);
+    let reservation = throttle::reserve(&**ctx.db, &keys, &policy).await?;
+    if !reservation.allowed {
+        return Ok(Some(LOCKED_OUT));
+    }
+    let verified = ctx
+        .without_db(admin.verify_password(SecretString::from(password.to_owned()), phc))
+        .await?;
+    if verified {
+        throttle::succeeded(&**ctx.db, &keys, &policy).await?;
+        Ok(None)
+    } else {
+        throttle::record_failure(&**ctx.db, &reservation, &policy).await?;
+        Ok(Some(wrong))
+    }
+}
 
 /// The pre-login CSRF cookie the browser sent, if it looks like one of ours.
 fn login_csrf_cookie(admin: &AdminState, req: &AdminRequest) -> Option<String> {
-    req.cookies
-        .get(admin.cookies.csrf)
+    req.cookie(admin.cookies.csrf)
         .filter(|v| security::looks_like_token(v))
-        .cloned()
+        .map(str::to_owned)
 }
 
 /// The session cookie the browser sent, if it looks like one of ours.
-fn session_token<'r>(admin: &AdminState, req: &'r AdminRequest) -> Option<&'r String> {
-    req.cookies
-        .get(admin.cookies.session)
+fn session_token<'r>(admin: &AdminState, req: &'r AdminRequest) -> Option<&'r str> {
+    req.cookie(admin.cookies.session)
         .filter(|t| security::looks_like_token(t))
 }
 
 /// `GET /admin/login/`: the form, with the pre-login CSRF cookie (reused, or issued
 /// with this page); a logged-in user goes straight on to `next`.
 pub(crate) async fn login_form(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
-    let query = Form::parse(req.query.as_bytes());
-    let next = safe_next(query.get("next")).unwrap_or("/admin/");
+    let query: LoginQuery = forms::parse(req.query.as_bytes())?;
+    let next = safe_next(&query.next).unwrap_or("/admin/");
     if let Some(token) = session_token(admin, req) {
         let db = admin.pool.get().await?;
         if session::load(&**db, token, &admin.policy())
@@ -58,7 +102,7 @@ pub(crate) async fn login_form(admin: &AdminState, req: &AdminRequest) -> Result
         }
     };
     let flash = req.flash(admin);
-    let mut page = login_page(admin, &csrf_basis, flash.as_ref(), next, "", json!({}))?;
+    let mut page = login_page(admin, &csrf_basis, flash.as_ref(), next, "", Errors::new())?;
     if let Some(cookie) = new_cookie {
         page = page.with_cookie(cookie);
     }
@@ -67,23 +111,22 @@ pub(crate) async fn login_form(admin: &AdminState, req: &AdminRequest) -> Result
 
 /// `POST /admin/login/`: check the form, [`authenticate`], then start a session.
 pub(crate) async fn login_submit(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
-    let form = Form::parse(&req.body);
-    let next = safe_next(form.get("next")).unwrap_or("/admin/");
-    // The token must match the CSRF cookie that came with the login page.
+    // The token must match the CSRF cookie that came with the login page; checked
+    // before anything else of the form.
     let Some(csrf_basis) = login_csrf_cookie(admin, req) else {
         return Err(AdminError::Csrf);
     };
-    if !admin
-        .keys
-        .csrf_valid("login", &csrf_basis, form.get("csrf_token"))
-    {
+    let given = forms::parse::<CsrfField>(&req.body).map_or(String::new(), |f| f.csrf_token);
+    if !admin.keys.csrf_valid("login", &csrf_basis, &given) {
         return Err(AdminError::Csrf);
     }
-    let username = form.get("username").trim();
-    let password = form.get("password");
+    let form: LoginForm = forms::parse(&req.body)?;
+    let next = safe_next(&form.next).unwrap_or("/admin/");
+    let username = form.username.trim();
+    let password = form.password.as_str();
     // The form again, with what was typed (never the password) and the errors.
-    let again = |errors: Value| login_page(admin, &csrf_basis, None, next, username, errors);
-    let mut errors = serde_json::Map::new();
+    let again = |errors: Errors| login_page(admin, &csrf_basis, None, next, username, errors);
+    let mut errors = Errors::new();
     if username.is_empty() {
         errors.insert("username".into(), json!([REQUIRED]));
     }
@@ -91,13 +134,17 @@ pub(crate) async fn login_submit(admin: &AdminState, req: &AdminRequest) -> Resu
         errors.insert("password".into(), json!([REQUIRED]));
     }
     if !errors.is_empty() {
-        return again(Value::Object(errors));
+        return again(errors);
     }
     match authenticate(admin, req, username, password).await? {
-        Authentication::LockedOut => {
-            Ok(again(json!({"form": [LOCKED_OUT]}))?.with_status(StatusCode::TOO_MANY_REQUESTS))
+        Authentication::LockedOut => Ok(again(Errors::from_iter([(
+            "form".into(),
+            json!([LOCKED_OUT]),
+        )]))?
+        .with_status(StatusCode::TOO_MANY_REQUESTS)),
+        Authentication::Failed => {
+            again(Errors::from_iter([("form".into(), json!([LOGIN_FAILED]))]))
         }
-        Authentication::Failed => again(json!({"form": [LOGIN_FAILED]})),
         Authentication::Verified { id, username } => {
             let token = start_session(admin, req, id, &username).await?;
             Ok(Page::redirect(next).with_cookie(session_cookie(admin, &token)))
@@ -226,7 +273,11 @@ async fn start_session(
     if let Some(old) = session_token(admin, req) {
         session::delete(&**db, old).await?;
     }
-    let token = session::create(&**db, user_id, req.client_addr).await?;
+    let origin = session::Origin {
+        client_addr: req.client_addr,
+        headers: &req.headers,
+    };
+    let token = session::create(&**db, user_id, &origin).await?;
     db.execute(
         "UPDATE users SET last_login = now() WHERE id = $1",
         &[&user_id],
@@ -273,12 +324,19 @@ fn log_safe(username: &str) -> String {
     out
 }
 
-fn session_cookie(admin: &AdminState, token: &str) -> String {
+pub(crate) fn session_cookie(admin: &AdminState, token: &str) -> String {
     admin.cookies.set(
         admin.cookies.session,
         token,
         Some(admin.policy().absolute_timeout.as_secs()),
     )
+}
+
+#[derive(Serialize)]
+struct LoginData<'a> {
+    next: &'a str,
+    username: &'a str,
+    errors: Errors,
 }
 
 fn login_page(
@@ -287,7 +345,7 @@ fn login_page(
     flash: Option<&Flash>,
     next: &str,
     username: &str,
-    errors: Value,
+    errors: Errors,
 ) -> Result<Page> {
     let csrf = admin.keys.csrf_token("login", csrf_basis);
     Ok(View {
@@ -296,7 +354,11 @@ fn login_page(
         user: None,
         csrf_token: &csrf,
         flash,
-        data: json!({"next": next, "username": username, "errors": errors}),
+        data: LoginData {
+            next,
+            username,
+            errors,
+        },
     }
     .render(admin)?)
 }
@@ -327,13 +389,14 @@ pub(crate) async fn logout(ctx: &mut Ctx<'_>) -> Result<Page> {
 pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     const TITLE: &str = "Password change | Greeter administration";
     if !ctx.req.is_post() {
-        return ctx.render("password_change", TITLE, json!({"errors": {}}));
+        let data = super::sessions_list::for_page(ctx, Errors::new()).await?;
+        return ctx.render("password_change", TITLE, data);
     }
-    let form = ctx.form();
-    let old = form.get("old_password");
-    let new1 = form.get("new_password1");
-    let new2 = form.get("new_password2");
-    let mut errors = serde_json::Map::new();
+    let form: PasswordChangeForm = ctx.form()?;
+    let old = form.old_password.as_str();
+    let new1 = form.new_password1.as_str();
+    let new2 = form.new_password2.as_str();
+    let mut errors = Errors::new();
     for (field, value) in [
         ("old_password", old),
         ("new_password1", new1),
@@ -344,44 +407,22 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
         }
     }
     if errors.is_empty() {
-        let phc: String = ctx
-            .db
-            .query_one(
-                "SELECT password_hash FROM users WHERE id = $1",
-                &[&ctx.user.id],
-            )
-            .await?
-            .get(0);
-        // The old password is a password oracle too: throttled like the login form.
-        let policy = ctx.admin.policy();
-        let keys = throttle::Keys::new(&ctx.user.username, ctx.req.client_addr);
-        let reservation = throttle::reserve(&**ctx.db, &keys, &policy).await?;
-        if !reservation.allowed {
-            errors.insert("old_password".into(), json!([LOCKED_OUT]));
-        } else if ctx
-            .admin
-            .verify_password(SecretString::from(old.to_owned()), phc)
-            .await
-        {
-            throttle::succeeded(&**ctx.db, &keys, &policy).await?;
-        } else {
-            throttle::record_failure(&**ctx.db, &reservation, &policy).await?;
-            errors.insert(
-                "old_password".into(),
-                json!(["Your old password was entered incorrectly. Please enter it again."]),
-            );
+        if let Some(problem) = reauthenticate(ctx, old, OLD_PASSWORD_WRONG).await? {
+            errors.insert("old_password".into(), json!([problem]));
         }
-        if let Some(problems) = new_password_problems(new1, new2, &ctx.user.username) {
-            errors.insert("new_password2".into(), problems);
+        let problems = password::validate_new(new1, new2, &ctx.user.username);
+        if !problems.is_empty() {
+            errors.insert("new_password2".into(), json!(problems));
         }
     }
     if !errors.is_empty() {
-        return ctx.render("password_change", TITLE, json!({"errors": errors}));
+        let data = super::sessions_list::for_page(ctx, errors).await?;
+        return ctx.render("password_change", TITLE, data);
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(new1.to_owned()))
-        .await;
+        .without_db(admin.hash_password(SecretString::from(new1.to_owned())))
+        .await?;
     let user_id = ctx.user.id;
     let client_addr = ctx.req.client_addr;
     let actor = ctx.actor();
@@ -393,7 +434,11 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     .await?;
     // Rotate this session and end every other one: whoever knew the old password
     // (and may have logged in with it) is out.
-    let token = session::create(&*tx, user_id, client_addr).await?;
+    let origin = session::Origin {
+        client_addr,
+        headers: &ctx.req.headers,
+    };
+    let token = session::create(&*tx, user_id, &origin).await?;
     session::delete_for_user(&*tx, user_id, Some(&token)).await?;
     audit::record(
         &*tx,
@@ -412,13 +457,4 @@ pub(crate) async fn password_change(ctx: &mut Ctx<'_>) -> Result<Page> {
     Ok(ctx
         .redirect_with("/admin/", "success", "Your password was changed.")
         .with_cookie(session_cookie(ctx.admin, &token)))
-}
-
-/// The problems with a new password typed twice, as a JSON list; None when acceptable.
-pub(crate) fn new_password_problems(new1: &str, new2: &str, username: &str) -> Option<Value> {
-    if new1 != new2 {
-        return Some(json!(["The two password fields didn’t match."]));
-    }
-    let problems = password::validate(new1, username);
-    (!problems.is_empty()).then(|| json!(problems))
 }

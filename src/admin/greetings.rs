@@ -4,12 +4,14 @@
 //! others, activate this one); the table's trigger then NOTIFYs every replica, which
 //! reloads the message that `GET /` serves.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
+use super::forms::{GreetingForm, PageQuery};
 use super::listing::{List, Seek, SortKey};
-use super::page::Page;
+use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::sql::sql_time;
 use crate::error::AdminError;
@@ -19,6 +21,7 @@ use crate::error::AdminError;
 const GREETINGS_LOCK: i64 = 0x6772_6565_7400_0000;
 const MAX_LENGTH: usize = 500;
 
+#[derive(Serialize, Clone, Default)]
 struct GreetingRow {
     id: i64,
     message: String,
@@ -46,6 +49,19 @@ impl GreetingRow {
     fn repr(&self) -> String {
         short(&self.message)
     }
+}
+
+/// The add and change page.
+#[derive(Serialize)]
+struct FormData {
+    adding: bool,
+    greeting: GreetingRow,
+    errors: Errors,
+}
+
+#[derive(Serialize)]
+struct DeleteData {
+    greeting: GreetingRow,
 }
 
 fn short(message: &str) -> String {
@@ -135,7 +151,7 @@ fn validate_message(message: &str) -> Option<&'static str> {
 
 /// `GET /admin/greetings/?after=|before=|last=1`: keyset pages (src/admin/listing.rs).
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
-    let query = ctx.query();
+    let query: PageQuery = ctx.query()?;
     let columns = greeting_columns();
     let list = List {
         columns: &columns,
@@ -144,12 +160,7 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         params: &[],
         sort: &LIST_ORDER,
     };
-    let seek = Seek::from_query(
-        query.get("after"),
-        query.get("before"),
-        query.get("last"),
-        &LIST_ORDER,
-    );
+    let seek = Seek::from_query(&query.after, &query.before, &query.last, &LIST_ORDER);
     let (window, total) =
         futures_util::try_join!(list.page(&**ctx.db, seek), list.count(&**ctx.db))?;
     let greetings: Vec<Value> = window
@@ -174,21 +185,29 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
         return ctx.render(
             "greeting_form",
             TITLE,
-            json!({"adding": true, "greeting": {"message": "", "is_active": false}, "errors": {}}),
+            FormData {
+                adding: true,
+                greeting: GreetingRow::default(),
+                errors: Errors::new(),
+            },
         );
     }
-    let form = ctx.form();
-    let message = form.get("message").trim().to_owned();
-    let is_active = form.checked("is_active");
+    let form: GreetingForm = ctx.form()?;
+    let message = form.message.trim().to_owned();
+    let is_active = form.is_active;
     if let Some(problem) = validate_message(&message) {
         return ctx.render(
             "greeting_form",
             TITLE,
-            json!({
-                "adding": true,
-                "greeting": {"message": message, "is_active": is_active},
-                "errors": {"message": [problem]},
-            }),
+            FormData {
+                adding: true,
+                greeting: GreetingRow {
+                    message,
+                    is_active,
+                    ..GreetingRow::default()
+                },
+                errors: Errors::from_iter([("message".into(), json!([problem]))]),
+            },
         );
     }
     let actor = ctx.actor();
@@ -236,13 +255,17 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "greeting_form",
             &title,
-            json!({"adding": false, "greeting": current.to_json(), "errors": {}}),
+            FormData {
+                adding: false,
+                greeting: current,
+                errors: Errors::new(),
+            },
         );
     }
-    let form = ctx.form();
-    let message = form.get("message").trim().to_owned();
-    let is_active = form.checked("is_active");
-    let mut errors = serde_json::Map::new();
+    let form: GreetingForm = ctx.form()?;
+    let message = form.message.trim().to_owned();
+    let is_active = form.is_active;
+    let mut errors = Errors::new();
     if let Some(problem) = validate_message(&message) {
         errors.insert("message".into(), json!([problem]));
     }
@@ -255,13 +278,19 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         );
     }
     if !errors.is_empty() {
-        let mut shown = current.to_json();
-        shown["message"] = json!(message);
-        shown["is_active"] = json!(is_active);
+        let shown = GreetingRow {
+            message,
+            is_active,
+            ..current
+        };
         return ctx.render(
             "greeting_form",
             &title,
-            json!({"adding": false, "greeting": shown, "errors": errors}),
+            FormData {
+                adding: false,
+                greeting: shown,
+                errors,
+            },
         );
     }
     let actor = ctx.actor();
@@ -343,7 +372,7 @@ pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "greeting_delete",
             &format!("Delete greeting {} | Greeter administration", target.repr()),
-            json!({"greeting": target.to_json()}),
+            DeleteData { greeting: target },
         );
     }
     let actor = ctx.actor();

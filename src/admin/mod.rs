@@ -17,11 +17,13 @@ mod request;
 mod router;
 mod security;
 mod session;
+mod sessions_list;
 mod sql;
 mod state;
 mod throttle;
 mod users;
 
+pub use page::error_response;
 pub use router::routes;
 pub use security::fingerprint;
 pub use state::{AdminState, Policy};

@@ -69,6 +69,10 @@ impl Page {
     }
 }
 
+/// A form's problems: field name (or "form") to its messages. Templates only test and
+/// list them, so a field without problems is simply absent.
+pub(crate) type Errors = serde_json::Map<String, serde_json::Value>;
+
 /// A flash message: shown once, on the next page.
 pub(crate) type Flash = (String, String);
 
@@ -168,6 +172,11 @@ pub(crate) fn error_page(admin: &AdminState, failure: Failure) -> Page {
         shows_flash: false,
         ..page
     }
+}
+
+/// The error page for a failure outside any handler (a panic, a timeout), as a response.
+pub fn error_response(admin: &AdminState, failure: Failure) -> Response {
+    finish(admin, false, error_page(admin, failure))
 }
 
 /// Turn a page into a response with the admin's security headers. `had_flash`: the

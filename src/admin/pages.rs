@@ -1,9 +1,11 @@
 //! The index, the settings page, and the (read-only) audit log.
 
 use secrecy::ExposeSecret;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::audit::{ACTIONS, OBJECT_TYPES};
+use super::forms::AuditQuery;
 use super::listing::{Count, List, Seek, SortKey};
 use super::page::Page;
 use super::request::{Ctx, Result};
@@ -104,6 +106,14 @@ pub(crate) async fn index(ctx: &mut Ctx<'_>) -> Result<Page> {
     )
 }
 
+#[derive(Serialize)]
+struct SettingsData {
+    app_env: &'static str,
+    version: &'static str,
+    /// None when PAYMENT_API_KEY is not set.
+    payment_fingerprint: Option<String>,
+}
+
 /// `GET /admin/settings/`: what this deployment runs, never a secret's value.
 pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
     let settings = &ctx.admin.settings;
@@ -114,11 +124,11 @@ pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.render(
         "settings",
         "Settings | Greeter administration",
-        json!({
-            "app_env": settings.app_env.as_str(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "payment_fingerprint": payment,
-        }),
+        SettingsData {
+            app_env: settings.app_env.as_str(),
+            version: env!("CARGO_PKG_VERSION"),
+            payment_fingerprint: payment,
+        },
     )
 }
 
@@ -127,15 +137,15 @@ pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
 /// came from.
 pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.require_superuser(READ_AUDIT)?;
-    let query = ctx.query();
+    let query: AuditQuery = ctx.query()?;
     // Unknown filter values are ignored rather than passed on.
-    let action = Some(query.get("action"))
+    let action = Some(query.action.as_str())
         .filter(|a| ACTIONS.contains(a))
         .unwrap_or("");
-    let object_type = Some(query.get("object_type"))
+    let object_type = Some(query.object_type.as_str())
         .filter(|t| OBJECT_TYPES.contains(t))
         .unwrap_or("");
-    let user = query.get("user").trim();
+    let user = query.user.trim();
     // Only the filters in use, so that each is an index condition (migrations/V4).
     let mut filters = Vec::new();
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
@@ -157,12 +167,7 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
         params: &params,
         sort: &AUDIT_ORDER,
     };
-    let seek = Seek::from_query(
-        query.get("after"),
-        query.get("before"),
-        query.get("last"),
-        &AUDIT_ORDER,
-    );
+    let seek = Seek::from_query(&query.after, &query.before, &query.last, &AUDIT_ORDER);
     let db: &tokio_postgres::Client = &ctx.db;
     let (window, total) = futures_util::try_join!(list.page(db, seek), list.count(db))?;
     let entries: Vec<Value> = window.rows.iter().map(audit_row).collect();

@@ -23,14 +23,15 @@ pub(crate) struct Templates {
 impl Templates {
     pub fn load() -> Self {
         let mut registry = Handlebars::new();
-        // Not strict: an absent optional value (no errors, no flash) renders as nothing.
-        // `{{...}}` escapes HTML; the templates never use the raw `{{{...}}}` form.
-        registry.register_escape_fn(escape_html);
+        // Strict: a value a template prints but the data lacks is an error, not "".
+        // `{{...}}` escapes HTML (handlebars' own escaping: & < > " ' ` =); the templates
+        // never use the raw `{{{...}}}` form.
+        registry.set_strict_mode(true);
         registry
             .register_embed_templates_with_extension::<TemplateFiles>(".hbs")
             .expect("the embedded admin templates are valid");
         let css = StaticFiles::get("admin.css").expect("static/admin/admin.css is embedded");
-        let version = super::security::hex(&Sha256::digest(&css.data)[..6]);
+        let version = hex::encode(&Sha256::digest(&css.data)[..6]);
         Self {
             registry,
             css_url: format!("/admin/static/admin.css?v={version}"),
@@ -48,24 +49,6 @@ impl Templates {
     ) -> Result<String, handlebars::RenderError> {
         self.registry.render(name, data)
     }
-}
-
-/// Escape text for HTML element content and quoted attribute values (every attribute in
-/// the templates is quoted). Unlike handlebars' default this leaves `=` alone, so URLs
-/// with query strings stay readable in the page source.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// A static file: its bytes and content type.
@@ -86,11 +69,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape_html(r#"<a href="x?a=1&b='2'">"#),
-            "&lt;a href=&quot;x?a=1&amp;b=&#x27;2&#x27;&quot;&gt;"
+    fn html_is_escaped_and_missing_values_are_errors() {
+        let t = Templates::load();
+        let data = |heading: &str| {
+            serde_json::json!({
+                "title": "t", "user": null, "csrf_token": "", "css_url": "/c",
+                "environment": "local", "messages": [], "heading": heading,
+                "detail": "d", "status": 400,
+            })
+        };
+        let html = t
+            .render("error", &data(r#"<a href="x?a=1&b='2'">"#))
+            .unwrap();
+        assert!(
+            html.contains("&lt;a href&#x3D;&quot;x?a&#x3D;1&amp;b&#x3D;&#x27;2&#x27;&quot;&gt;"),
+            "{html}"
         );
+        let mut incomplete = data("h");
+        incomplete.as_object_mut().unwrap().remove("detail");
+        assert!(t.render("error", &incomplete).is_err());
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! One admin request as the handlers see it: [`AdminRequest`] for every request, and
 //! [`Ctx`] once its session is known.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::audit::Actor;
-use super::forms::Form;
+use super::forms;
 use super::page::{Flash, Page, View};
 use super::session::SessionUser;
 use super::state::AdminState;
@@ -25,7 +25,7 @@ pub(crate) struct AdminRequest {
     pub path: String,
     pub query: String,
     pub headers: HeaderMap,
-    pub cookies: HashMap<String, String>,
+    pub cookies: cookie::CookieJar,
     pub client_addr: Option<IpAddr>,
     pub body: Bytes,
 }
@@ -44,11 +44,36 @@ impl AdminRequest {
         self.method == Method::POST
     }
 
+    /// The value of the request's cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(|c| c.value())
+    }
+
     /// The flash message the request's cookie carries, if we signed it.
     pub fn flash(&self, admin: &AdminState) -> Option<Flash> {
-        self.cookies
-            .get(admin.cookies.flash)
-            .and_then(|v| admin.keys.verify_flash(v))
+        admin.keys.verify_flash(&self.cookies, admin.cookies.flash)
+    }
+}
+
+/// A logged-in request's pooled connection, which [`Ctx::without_db`] gives back to the
+/// pool while argon2 runs.
+pub(crate) struct Db(pub Option<deadpool_postgres::Object>);
+
+impl std::ops::Deref for Db {
+    type Target = deadpool_postgres::ClientWrapper;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_ref()
+            .expect("the connection is only released inside without_db")
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0
+            .as_mut()
+            .expect("the connection is only released inside without_db")
     }
 }
 
@@ -58,19 +83,29 @@ pub(crate) struct Ctx<'a> {
     pub req: &'a AdminRequest,
     pub user: SessionUser,
     pub session_token: String,
-    pub db: deadpool_postgres::Object,
+    pub db: Db,
     pub flash: Option<Flash>,
 }
 
 impl Ctx<'_> {
-    /// The submitted form (POST body).
-    pub fn form(&self) -> Form {
-        Form::parse(&self.req.body)
+    /// Run `work` (an argon2 hash or check) with the connection back in the pool, then
+    /// take one again: a queue of password forms waiting for the hashing threads must not
+    /// hold the connections every other page needs (as the login form never does).
+    pub async fn without_db<T>(&mut self, work: impl std::future::Future<Output = T>) -> Result<T> {
+        self.db.0 = None;
+        let out = work.await;
+        self.db.0 = Some(self.admin.pool.get().await?);
+        Ok(out)
     }
 
-    /// The query string.
-    pub fn query(&self) -> Form {
-        Form::parse(self.req.query.as_bytes())
+    /// The submitted form (POST body) as its typed struct.
+    pub fn form<T: DeserializeOwned>(&self) -> Result<T> {
+        forms::parse(&self.req.body)
+    }
+
+    /// The query string as its typed struct.
+    pub fn query<T: DeserializeOwned>(&self) -> Result<T> {
+        forms::parse(self.req.query.as_bytes())
     }
 
     /// The logged-in user as the author of audit entries.
@@ -110,7 +145,7 @@ impl Ctx<'_> {
 pub(crate) fn flash_cookie(admin: &AdminState, level: &str, text: &str) -> String {
     admin.cookies.set(
         admin.cookies.flash,
-        &admin.keys.sign_flash(level, text),
+        &admin.keys.sign_flash(admin.cookies.flash, level, text),
         None,
     )
 }

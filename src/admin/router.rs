@@ -12,56 +12,57 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::forms::{Form, parse_id, safe_next, urlencode};
+use super::forms::{self, CsrfField, parse_id, safe_next, urlencode};
 use super::page::{self, Page};
-use super::request::{AdminRequest, Ctx, Result};
+use super::request::{AdminRequest, Ctx, Db, Result};
 use super::state::AdminState;
-use super::{auth_views, greetings, pages, security, session, users};
+use super::{auth_views, greetings, pages, security, session, sessions_list, users};
 use crate::error::AdminError;
 use crate::server::ClientAddr;
 
 /// Largest accepted form body: the biggest form (a greeting) is far below this.
 const MAX_FORM_BYTES: u64 = 64 * 1024;
 
-/// The form body, at most [`MAX_FORM_BYTES`] (checked before reading). Unlike warp's
-/// `content_length_limit` alone, a POST without any body (no Content-Length, not
-/// chunked) is accepted as an empty form, so CSRF checking answers it with a 403.
-fn form_body() -> BoxedFilter<(Bytes,)> {
-    let sized = warp::body::content_length_limit(MAX_FORM_BYTES).and(warp::body::bytes());
-    let empty = warp::header::optional::<u64>("content-length")
+/// The body of a POST, at most [`MAX_FORM_BYTES`] (checked before reading): too large
+/// is a 413, chunked (no length given) a 411, unreadable a 400. A POST without any body
+/// (no Content-Length, not chunked) is an empty form, so CSRF checking answers it with a
+/// 403. Other methods' bodies are never read. Never rejects: every failure is the
+/// admin's own error page.
+fn form_body() -> BoxedFilter<(std::result::Result<Bytes, AdminError>,)> {
+    let sized = warp::post()
+        .and(warp::body::content_length_limit(MAX_FORM_BYTES))
+        .and(warp::body::bytes())
+        .map(Ok);
+    let refused = warp::method()
+        .and(warp::header::optional::<String>("content-length"))
         .and(warp::header::optional::<String>("transfer-encoding"))
-        .and_then(|length: Option<u64>, chunked: Option<String>| async move {
-            if length.is_none() && chunked.is_none() {
-                Ok(Bytes::new())
-            } else {
-                Err(warp::reject::not_found())
-            }
-        });
-    sized.or(empty).unify().boxed()
+        .map(
+            |method: Method, length: Option<String>, chunked: Option<String>| {
+                if method != Method::POST {
+                    return Ok(Bytes::new());
+                }
+                match (length.map(|l| l.trim().parse::<u64>()), chunked) {
+                    (Some(Ok(n)), _) if n > MAX_FORM_BYTES => Err(AdminError::PayloadTooLarge),
+                    (Some(_), _) => Err(AdminError::BadRequest("The form could not be read.")),
+                    (None, Some(_)) => Err(AdminError::LengthRequired),
+                    (None, None) => Ok(Bytes::new()),
+                }
+            },
+        );
+    sized.or(refused).unify().boxed()
 }
 
-/// Every `/admin` route. Wire it in before the JSON rejection handler.
+/// Every `/admin` request: once the path starts with `/admin`, this answers it (with a
+/// page or the admin's error page) and never hands it on to the JSON routes.
 pub fn routes(admin: Arc<AdminState>) -> BoxedFilter<(Response,)> {
-    let common = warp::path("admin")
+    warp::path("admin")
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<ClientAddr>())
-        .and(warp::any().map(move || admin.clone()));
-    let read = common
-        .clone()
-        .and(warp::get().or(warp::head()).unify())
+        .and(warp::any().map(move || admin.clone()))
         .and(warp::method())
-        .map(|path, query, headers, addr, admin, method| {
-            (path, query, headers, addr, admin, method, Bytes::new())
-        })
-        .untuple_one();
-    let write = common
-        .and(warp::post())
-        .and(warp::method())
-        .and(form_body());
-    read.or(write)
-        .unify()
+        .and(form_body())
         .then(
             |path: warp::path::FullPath,
              query: String,
@@ -69,7 +70,11 @@ pub fn routes(admin: Arc<AdminState>) -> BoxedFilter<(Response,)> {
              addr: Option<ClientAddr>,
              admin: Arc<AdminState>,
              method: Method,
-             body: Bytes| async move {
+             body: std::result::Result<Bytes, AdminError>| async move {
+                let (body, refused) = match body {
+                    Ok(body) => (body, None),
+                    Err(e) => (Bytes::new(), Some(e)),
+                };
                 let request = AdminRequest {
                     segments: path
                         .as_str()
@@ -87,22 +92,26 @@ pub fn routes(admin: Arc<AdminState>) -> BoxedFilter<(Response,)> {
                     method,
                     body,
                 };
-                respond(&admin, request).await
+                respond(&admin, request, refused).await
             },
         )
         .boxed()
 }
 
 /// Handle one admin request and add the headers that every admin response carries.
-async fn respond(admin: &AdminState, req: AdminRequest) -> Response {
-    let (page, busy) = match route(admin, &req).await {
+async fn respond(admin: &AdminState, req: AdminRequest, refused: Option<AdminError>) -> Response {
+    let outcome = match refused {
+        Some(error) => Err(error),
+        None => route(admin, &req).await,
+    };
+    let (page, busy) = match outcome {
         Ok(page) => (page, false),
         Err(error) => {
             let busy = matches!(error, AdminError::Busy);
             (page::error_page(admin, error.failure(&req.path)), busy)
         }
     };
-    let had_flash = req.cookies.contains_key(admin.cookies.flash);
+    let had_flash = req.cookie(admin.cookies.flash).is_some();
     let mut response = page::finish(admin, had_flash, page);
     if busy {
         response
@@ -113,6 +122,9 @@ async fn respond(admin: &AdminState, req: AdminRequest) -> Response {
 }
 
 async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
+    if ![Method::GET, Method::HEAD, Method::POST].contains(&req.method) {
+        return Err(AdminError::MethodNotAllowed);
+    }
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     if let ["static", name] = segments.as_slice() {
         return Ok(Page::static_file(name));
@@ -131,10 +143,10 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
     if cross_site(req) {
         return Err(AdminError::Csrf);
     }
-    if Form::parse(req.query.as_bytes()).has_nul()
-        || (req.is_post() && Form::parse(&req.body).has_nul())
-    {
-        return Err(AdminError::BadRequest);
+    if forms::has_nul(req.query.as_bytes()) || (req.is_post() && forms::has_nul(&req.body)) {
+        return Err(AdminError::BadRequest(
+            "The form contained a character that cannot be stored (a NUL byte).",
+        ));
     }
     if segments.as_slice() == ["login"] {
         return if req.is_post() {
@@ -147,8 +159,7 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
     // No session cookie: to the login page without touching the database, so anonymous
     // traffic never waits for (or takes) a pooled connection.
     let Some(token) = req
-        .cookies
-        .get(admin.cookies.session)
+        .cookie(admin.cookies.session)
         .filter(|t| security::looks_like_token(t))
     else {
         return Ok(login_redirect(admin, req, false));
@@ -158,11 +169,9 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
         return Ok(login_redirect(admin, req, true));
     };
     if req.is_post() {
-        let form = Form::parse(&req.body);
-        if !admin
-            .keys
-            .csrf_valid("session", token, form.get("csrf_token"))
-        {
+        // A body that is no form carries no token either: refused like a wrong one.
+        let given = forms::parse::<CsrfField>(&req.body).map_or(String::new(), |f| f.csrf_token);
+        if !admin.keys.csrf_valid("session", token, &given) {
             return Err(AdminError::Csrf);
         }
     }
@@ -170,8 +179,8 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
         admin,
         req,
         user,
-        session_token: token.clone(),
-        db,
+        session_token: token.to_owned(),
+        db: Db(Some(db)),
         flash: req.flash(admin),
     };
     dispatch(&mut ctx, &segments).await
@@ -185,6 +194,8 @@ async fn dispatch(ctx: &mut Ctx<'_>, segments: &[&str]) -> Result<Page> {
         [] if get => pages::index(ctx).await,
         ["logout"] if post => auth_views::logout(ctx).await,
         ["password_change"] => auth_views::password_change(ctx).await,
+        ["sessions", "end_others"] if post => sessions_list::end_others(ctx).await,
+        ["sessions", id, "end"] if post => sessions_list::end_one(ctx, parse_id(id)?).await,
         ["settings"] if get => pages::settings(ctx),
         ["users"] if get => users::list(ctx).await,
         ["users", "add"] => users::add(ctx).await,

@@ -1,13 +1,13 @@
 //! Keys derived from `SECRET_KEY`, random tokens, CSRF tokens, signed flash messages, and
-//! cookies.
+//! cookies (parsed, built and signed by the `cookie` crate).
 //!
 //! CSRF tokens are HMACs, so the server stores nothing for them:
 //! - logged in, the token is bound to the session (HMAC of the session token);
 //! - before login, it is bound to a random `csrf` cookie (a signed double-submit cookie):
 //!   a cross-site page can neither read that cookie nor compute the HMAC without the key.
 
-use std::collections::HashMap;
-
+use cookie::time::Duration;
+use cookie::{Cookie, CookieJar, Key, SameSite};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use rand::RngCore;
@@ -21,7 +21,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// Independent keys per purpose, so a value signed for one use is useless for another.
 pub(crate) struct Keys {
     csrf: [u8; 32],
-    flash: [u8; 32],
+    /// The flash cookie's key: its signed jar (HMAC-SHA256) takes the first 32 bytes.
+    flash: Key,
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -36,16 +37,20 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 impl Keys {
     pub fn derive(secret_key: &[u8]) -> Self {
+        // `Key::from` wants 64 bytes (signing and encryption halves).
+        let mut flash = [0u8; 64];
+        flash[..32].copy_from_slice(&mac(secret_key, &[b"greeter.admin.flash"]));
+        flash[32..].copy_from_slice(&mac(secret_key, &[b"greeter.admin.flash.2"]));
         Self {
             csrf: mac(secret_key, &[b"greeter.admin.csrf"]),
-            flash: mac(secret_key, &[b"greeter.admin.flash"]),
+            flash: Key::from(&flash),
         }
     }
 
     /// The CSRF token for a form: `kind` is "session" or "login", `basis` the token of
     /// the session or of the pre-login `csrf` cookie.
     pub fn csrf_token(&self, kind: &str, basis: &str) -> String {
-        hex(&mac(&self.csrf, &[kind.as_bytes(), basis.as_bytes()]))
+        hex::encode(mac(&self.csrf, &[kind.as_bytes(), basis.as_bytes()]))
     }
 
     /// Whether `given` is the CSRF token for (`kind`, `basis`), compared in constant time.
@@ -54,51 +59,29 @@ impl Keys {
         expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
     }
 
-    /// A flash message as a cookie value: hex text, a dot, and its HMAC.
-    pub fn sign_flash(&self, level: &str, text: &str) -> String {
-        let payload = hex(format!("{level}\n{text}").as_bytes());
-        let tag = hex(&mac(&self.flash, &[payload.as_bytes()]));
-        format!("{payload}.{tag}")
+    /// The value of a flash cookie `name` holding (`level`, `text`), signed.
+    pub fn sign_flash(&self, name: &str, level: &str, text: &str) -> String {
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&self.flash)
+            .add(Cookie::new(name.to_owned(), format!("{level}\n{text}")));
+        jar.get(name)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default()
     }
 
-    /// The (level, text) of a flash cookie value, if it was signed by us.
-    pub fn verify_flash(&self, value: &str) -> Option<(String, String)> {
-        let (payload, tag) = value.split_once('.')?;
-        let expected = hex(&mac(&self.flash, &[payload.as_bytes()]));
-        if expected.len() != tag.len() || !bool::from(expected.as_bytes().ct_eq(tag.as_bytes())) {
-            return None;
-        }
-        let text = String::from_utf8(unhex(payload)?).ok()?;
-        let (level, text) = text.split_once('\n')?;
+    /// The (level, text) of the flash cookie `name` in `jar`, if it was signed by us.
+    pub fn verify_flash(&self, jar: &CookieJar, name: &str) -> Option<(String, String)> {
+        let cookie = jar.signed(&self.flash).get(name)?;
+        let (level, text) = cookie.value().split_once('\n')?;
         Some((level.to_owned(), text.to_owned()))
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// 256 random bits as 64 hex digits: session tokens and the pre-login CSRF cookie.
 pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    hex(&bytes)
+    hex::encode(bytes)
 }
 
 /// Whether a cookie claims to be one of our tokens (anything else is ignored unread).
@@ -114,7 +97,7 @@ pub(crate) fn token_hash(token: &str) -> Vec<u8> {
 /// The first 12 hex digits of a secret's SHA-256: enough to tell two values apart, far
 /// too little to recover it.
 pub fn fingerprint(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))[..12].to_owned()
+    hex::encode(Sha256::digest(secret.as_bytes()))[..12].to_owned()
 }
 
 /// Cookie names and flags for this environment. With TLS (anything but `local`) cookies
@@ -145,16 +128,20 @@ impl CookieNames {
         }
     }
 
-    /// A `Set-Cookie` value; `max_age` None makes a browser-session cookie.
+    /// A `Set-Cookie` value (percent-encoded); `max_age` None makes a browser-session
+    /// cookie.
     pub fn set(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
-        let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+        let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure);
         if let Some(seconds) = max_age {
-            cookie.push_str(&format!("; Max-Age={seconds}"));
+            cookie = cookie.max_age(Duration::seconds(
+                i64::try_from(seconds).unwrap_or(i64::MAX),
+            ));
         }
-        if self.secure {
-            cookie.push_str("; Secure");
-        }
-        cookie
+        cookie.build().encoded().to_string()
     }
 
     pub fn clear(&self, name: &str) -> String {
@@ -162,21 +149,20 @@ impl CookieNames {
     }
 }
 
-/// Every cookie of the request (HTTP/2 may split them over several headers).
-/// For a repeated name the first wins, as browsers send the most specific first.
-pub(crate) fn parse_cookies(headers: &HeaderMap) -> HashMap<String, String> {
-    let mut cookies = HashMap::new();
+/// Every cookie of the request (HTTP/2 may split them over several headers), decoded.
+/// For a repeated name the first wins, as browsers send the most specific first;
+/// malformed pairs are skipped.
+pub(crate) fn parse_cookies(headers: &HeaderMap) -> CookieJar {
+    let mut jar = CookieJar::new();
     for value in headers.get_all(http::header::COOKIE) {
         let Ok(value) = value.to_str() else { continue };
-        for pair in value.split(';') {
-            if let Some((name, value)) = pair.trim().split_once('=') {
-                cookies
-                    .entry(name.trim().to_owned())
-                    .or_insert_with(|| value.trim().to_owned());
+        for cookie in Cookie::split_parse_encoded(value.to_owned()).flatten() {
+            if jar.get(cookie.name()).is_none() {
+                jar.add_original(cookie);
             }
         }
     }
-    cookies
+    jar
 }
 
 #[cfg(test)]
@@ -198,14 +184,26 @@ mod tests {
     #[test]
     fn flash_messages_round_trip_and_reject_tampering() {
         let keys = Keys::derive(b"k".repeat(40).as_slice());
-        let value = keys.sign_flash("success", "Saved “é” <b>");
+        let names = CookieNames::for_env(AppEnv::Local);
+        let text = "Saved “é”; <b> = 100%";
+        let set = names.set("f", &keys.sign_flash("f", "success", text), None);
+        // Through a browser: the Set-Cookie's pair comes back in a Cookie header.
+        let pair = set.split(';').next().unwrap().to_owned();
+        let jar = |pair: &str| {
+            let mut headers = HeaderMap::new();
+            headers.append("cookie", pair.parse().unwrap());
+            parse_cookies(&headers)
+        };
         assert_eq!(
-            keys.verify_flash(&value),
-            Some(("success".into(), "Saved “é” <b>".into()))
+            keys.verify_flash(&jar(&pair), "f"),
+            Some(("success".into(), text.into()))
         );
-        let forged = format!("{}.{}", hex(b"error\nhacked"), "00".repeat(32));
-        assert_eq!(keys.verify_flash(&forged), None);
-        assert_eq!(keys.verify_flash("garbage"), None);
+        let forged = pair.replace("success", "error");
+        assert_ne!(forged, pair);
+        assert_eq!(keys.verify_flash(&jar(&forged), "f"), None);
+        assert_eq!(keys.verify_flash(&jar("f=garbage"), "f"), None);
+        let other = Keys::derive(b"x".repeat(40).as_slice());
+        assert_eq!(other.verify_flash(&jar(&pair), "f"), None);
     }
 
     #[test]
@@ -218,10 +216,12 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append("cookie", "a=1; b=2".parse().unwrap());
         headers.append("cookie", "c=3".parse().unwrap());
+        headers.append("cookie", "a=9; broken; d=%41".parse().unwrap());
         let c = parse_cookies(&headers);
+        let value = |name| c.get(name).map(|c| c.value());
         assert_eq!(
-            (c["a"].as_str(), c["b"].as_str(), c["c"].as_str()),
-            ("1", "2", "3")
+            (value("a"), value("b"), value("c"), value("d")),
+            (Some("1"), Some("2"), Some("3"), Some("A"))
         );
     }
 

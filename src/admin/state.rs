@@ -117,11 +117,13 @@ impl AdminState {
 
     /// Verify a password with argon2 on the bounded hashing pool (off the runtime).
     pub(crate) async fn verify_password(&self, password: SecretString, phc: String) -> bool {
+        tracing::debug!("argon2: checking a password");
         crate::auth::password::verify_async(password, phc).await
     }
 
     /// Hash a password with argon2 on the bounded hashing pool (off the runtime).
     pub(crate) async fn hash_password(&self, password: SecretString) -> String {
+        tracing::debug!("argon2: hashing a password");
         crate::auth::password::hash_async(password).await
     }
 

@@ -4,23 +4,27 @@
 //! delete their own account, and the last active superuser always remains.
 
 use secrecy::SecretString;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
-use super::auth_views::new_password_problems;
-use super::forms::query_string;
+use super::auth_views::{reauthenticate, session_cookie};
+use super::forms::{SetPasswordForm, UserAddForm, UserChangeForm, UsersQuery, query_string};
 use super::listing::{List, Seek, SortKey};
-use super::page::Page;
+use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::session;
 use super::sql::{is_unique_violation, like_pattern, sql_time};
+use crate::auth::password;
 use crate::auth::users::username_is_valid;
 use crate::error::AdminError;
 
 const MANAGE_USERS: &str = "Only superusers may manage users.";
 const REQUIRED: &str = "This field is required.";
 const TAKEN: &str = "A user with that username already exists.";
+const OLD_PASSWORD_WRONG: &str = "Your password was entered incorrectly. Please enter it again.";
+const LAST_SUPERUSER: &str = "At least one active staff superuser must remain.";
 const BAD_USERNAME: &str =
     "Enter a valid username: up to 150 letters, digits and @ . + - _ characters.";
 
@@ -69,6 +73,7 @@ const fn by_last_login(descending: bool) -> SortKey {
     }
 }
 
+#[derive(Serialize)]
 struct UserRow {
     id: i64,
     username: String,
@@ -100,6 +105,31 @@ impl UserRow {
             "last_login": self.last_login,
         })
     }
+}
+
+#[derive(Serialize)]
+struct AddData {
+    username: String,
+    errors: Errors,
+}
+
+#[derive(Serialize)]
+struct ChangeData {
+    target: UserRow,
+    is_self: bool,
+    errors: Errors,
+}
+
+#[derive(Serialize)]
+struct PasswordData<'a> {
+    target: &'a UserRow,
+    is_self: bool,
+    errors: Errors,
+}
+
+#[derive(Serialize)]
+struct DeleteData<'a> {
+    target: &'a UserRow,
 }
 
 fn user_columns() -> String {
@@ -138,11 +168,11 @@ async fn find(client: &impl GenericClient, id: i64) -> Result<UserRow> {
 /// the search is served by a trigram index.
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.require_superuser(MANAGE_USERS)?;
-    let query = ctx.query();
-    let search = query.get("q").trim().to_owned();
+    let query: UsersQuery = ctx.query()?;
+    let search = query.q.trim().to_owned();
     let (order_key, sort) = ORDERINGS
         .iter()
-        .find(|(k, _)| *k == query.get("o"))
+        .find(|(k, _)| *k == query.o)
         .unwrap_or(&ORDERINGS[0]);
     let order_key = *order_key;
     let pattern = like_pattern(&search);
@@ -163,12 +193,7 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         params: &params,
         sort,
     };
-    let seek = Seek::from_query(
-        query.get("after"),
-        query.get("before"),
-        query.get("last"),
-        sort,
-    );
+    let seek = Seek::from_query(&query.after, &query.before, &query.last, sort);
     let (window, total) =
         futures_util::try_join!(list.page(&**ctx.db, seek), list.count(&**ctx.db))?;
     let rows = &window.rows;
@@ -211,12 +236,19 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.require_superuser(MANAGE_USERS)?;
     const TITLE: &str = "Add user | Greeter administration";
     if !ctx.req.is_post() {
-        return ctx.render("user_add", TITLE, json!({"username": "", "errors": {}}));
+        return ctx.render(
+            "user_add",
+            TITLE,
+            AddData {
+                username: String::new(),
+                errors: Errors::new(),
+            },
+        );
     }
-    let form = ctx.form();
-    let username = form.get("username").trim().to_owned();
-    let (password1, password2) = (form.get("password1"), form.get("password2"));
-    let mut errors = serde_json::Map::new();
+    let form: UserAddForm = ctx.form()?;
+    let username = form.username.trim().to_owned();
+    let (password1, password2) = (form.password1.as_str(), form.password2.as_str());
+    let mut errors = Errors::new();
     if username.is_empty() {
         errors.insert("username".into(), json!([REQUIRED]));
     } else if !username_is_valid(&username) {
@@ -227,20 +259,19 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
     }
     if password2.is_empty() {
         errors.insert("password2".into(), json!([REQUIRED]));
-    } else if let Some(problems) = new_password_problems(password1, password2, &username) {
-        errors.insert("password2".into(), problems);
+    } else {
+        let problems = password::validate_new(password1, password2, &username);
+        if !problems.is_empty() {
+            errors.insert("password2".into(), json!(problems));
+        }
     }
     if !errors.is_empty() {
-        return ctx.render(
-            "user_add",
-            TITLE,
-            json!({"username": username, "errors": errors}),
-        );
+        return ctx.render("user_add", TITLE, AddData { username, errors });
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(password1.to_owned()))
-        .await;
+        .without_db(admin.hash_password(SecretString::from(password1.to_owned())))
+        .await?;
     let actor = ctx.actor();
     let tx = ctx.db.transaction().await?;
     let inserted = tx
@@ -253,11 +284,8 @@ pub(crate) async fn add(ctx: &mut Ctx<'_>) -> Result<Page> {
         Ok(row) => row.get(0),
         Err(e) if is_unique_violation(&e) => {
             drop(tx);
-            return ctx.render(
-                "user_add",
-                TITLE,
-                json!({"username": username, "errors": {"username": [TAKEN]}}),
-            );
+            let errors = Errors::from_iter([("username".into(), json!([TAKEN]))]);
+            return ctx.render("user_add", TITLE, AddData { username, errors });
         }
         Err(e) => return Err(e.into()),
     };
@@ -292,19 +320,24 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "user_change",
             &title,
-            json!({"target": before.to_json(), "is_self": id == ctx.user.id, "errors": {}}),
+            ChangeData {
+                is_self: id == ctx.user.id,
+                target: before,
+                errors: Errors::new(),
+            },
         );
     }
-    let form = ctx.form();
-    let username = form.get("username").trim().to_owned();
+    let form: UserChangeForm = ctx.form()?;
+    let username = form.username.trim().to_owned();
+    let before_username = before.username.clone();
     let wanted = UserRow {
         username: username.clone(),
-        is_active: form.checked("is_active"),
-        is_staff: form.checked("is_staff"),
-        is_superuser: form.checked("is_superuser"),
+        is_active: form.is_active,
+        is_staff: form.is_staff,
+        is_superuser: form.is_superuser,
         ..before
     };
-    let mut errors = serde_json::Map::new();
+    let mut errors = Errors::new();
     if username.is_empty() {
         errors.insert("username".into(), json!([REQUIRED]));
     } else if !username_is_valid(&username) {
@@ -324,6 +357,13 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
                     )]),
                 );
             }
+        }
+    }
+    // Renaming one's own account changes what one logs in with: confirm with the password.
+    if id == ctx.user.id && errors.is_empty() && wanted.username != before_username {
+        let password = form.current_password.as_str();
+        if let Some(problem) = reauthenticate(ctx, password, OLD_PASSWORD_WRONG).await? {
+            errors.insert("current_password".into(), json!([problem]));
         }
     }
     let actor = ctx.actor();
@@ -352,10 +392,7 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
             }
             Err(e) => return Err(e.into()),
             Ok(_) if !superuser_remains(&*tx).await? => {
-                errors.insert(
-                    "is_superuser".into(),
-                    json!(["At least one active staff superuser must remain."]),
-                );
+                errors.insert("is_superuser".into(), json!([LAST_SUPERUSER]));
                 None
             }
             Ok(_) => {
@@ -372,8 +409,16 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
                     },
                 )
                 .await?;
-                tx.commit().await?;
-                Some(())
+                // The database's own guard (V3) has the last word, at commit: a delete or
+                // demotion that committed meanwhile makes this one the one refused.
+                match tx.commit().await {
+                    Err(e) if is_last_superuser_violation(&e) => {
+                        errors.insert("is_superuser".into(), json!([LAST_SUPERUSER]));
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(()) => Some(()),
+                }
             }
         }
     } else {
@@ -389,8 +434,19 @@ pub(crate) async fn change(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     ctx.render(
         "user_change",
         &title,
-        json!({"target": wanted.to_json(), "is_self": id == ctx.user.id, "errors": errors}),
+        ChangeData {
+            is_self: id == ctx.user.id,
+            target: wanted,
+            errors,
+        },
     )
+}
+
+/// The error of the database's "one active staff superuser" guard (migration V3).
+fn is_last_superuser_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+        && e.as_db_error()
+            .is_some_and(|d| d.constraint() == Some("users_one_active_superuser"))
 }
 
 async fn superuser_remains(client: &impl GenericClient) -> Result<bool> {
@@ -403,10 +459,13 @@ async fn superuser_remains(client: &impl GenericClient) -> Result<bool> {
         .get(0))
 }
 
-/// `GET`/`POST /admin/users/<id>/password/`: set a user's password (no old one needed).
+/// `GET`/`POST /admin/users/<id>/password/`: set a user's password. Another user's needs
+/// no old password (a superuser may reset it); one's own does, as on the password-change
+/// page: whoever finds a superuser's browser unattended cannot take the account over.
 pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     ctx.require_superuser(MANAGE_USERS)?;
     let target = find(&**ctx.db, id).await?;
+    let is_self = id == ctx.user.id;
     let title = format!(
         "Change password: {} | Greeter administration",
         target.username
@@ -415,41 +474,68 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "user_password",
             &title,
-            json!({"target": target.to_json(), "errors": {}}),
+            PasswordData {
+                target: &target,
+                is_self,
+                errors: Errors::new(),
+            },
         );
     }
-    let form = ctx.form();
-    let (password1, password2) = (form.get("password1"), form.get("password2"));
-    let mut errors = serde_json::Map::new();
+    let form: SetPasswordForm = ctx.form()?;
+    let (password1, password2) = (form.password1.as_str(), form.password2.as_str());
+    let mut errors = Errors::new();
     if password1.is_empty() {
         errors.insert("password1".into(), json!([REQUIRED]));
     }
     if password2.is_empty() {
         errors.insert("password2".into(), json!([REQUIRED]));
-    } else if let Some(problems) = new_password_problems(password1, password2, &target.username) {
-        errors.insert("password2".into(), problems);
+    } else {
+        let problems = password::validate_new(password1, password2, &target.username);
+        if !problems.is_empty() {
+            errors.insert("password2".into(), json!(problems));
+        }
+    }
+    if is_self && errors.is_empty() {
+        let old = form.old_password.as_str();
+        if let Some(problem) = reauthenticate(ctx, old, OLD_PASSWORD_WRONG).await? {
+            errors.insert("old_password".into(), json!([problem]));
+        }
     }
     if !errors.is_empty() {
         return ctx.render(
             "user_password",
             &title,
-            json!({"target": target.to_json(), "errors": errors}),
+            PasswordData {
+                target: &target,
+                is_self,
+                errors,
+            },
         );
     }
+    let admin = ctx.admin;
     let hash = ctx
-        .admin
-        .hash_password(SecretString::from(password1.to_owned()))
-        .await;
-    let keep = (id == ctx.user.id).then(|| ctx.session_token.clone());
+        .without_db(admin.hash_password(SecretString::from(password1.to_owned())))
+        .await?;
     let actor = ctx.actor();
+    let client_addr = ctx.req.client_addr;
     let tx = ctx.db.transaction().await?;
     tx.execute(
         "UPDATE users SET password_hash = $2 WHERE id = $1",
         &[&id, &hash],
     )
     .await?;
-    // Whoever is logged in with the old password is logged out.
-    session::delete_for_user(&*tx, id, keep.as_deref()).await?;
+    // Whoever is logged in with the old password is logged out; one's own browser gets a
+    // new session (as after a password change), another user's sessions all end.
+    let rotated = if is_self {
+        let origin = session::Origin {
+            client_addr,
+            headers: &ctx.req.headers,
+        };
+        Some(session::create(&*tx, id, &origin).await?)
+    } else {
+        None
+    };
+    session::delete_for_user(&*tx, id, rotated.as_deref()).await?;
     audit::record(
         &*tx,
         &actor,
@@ -464,11 +550,15 @@ pub(crate) async fn set_password(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
     )
     .await?;
     tx.commit().await?;
-    Ok(ctx.redirect_with(
+    let page = ctx.redirect_with(
         &format!("/admin/users/{id}/"),
         "success",
         "Password changed successfully.",
-    ))
+    );
+    Ok(match rotated {
+        Some(token) => page.with_cookie(session_cookie(ctx.admin, &token)),
+        None => page,
+    })
 }
 
 /// `GET` (confirmation) and `POST /admin/users/<id>/delete/`.
@@ -486,7 +576,7 @@ pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         return ctx.render(
             "user_delete",
             &format!("Delete user {} | Greeter administration", target.username),
-            json!({"target": target.to_json()}),
+            DeleteData { target: &target },
         );
     }
     let actor = ctx.actor();
@@ -507,7 +597,12 @@ pub(crate) async fn delete(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         },
     )
     .await?;
-    tx.commit().await?;
+    match tx.commit().await {
+        Err(e) if is_last_superuser_violation(&e) => {
+            return Ok(ctx.redirect_with(&format!("/admin/users/{id}/"), "error", LAST_SUPERUSER));
+        }
+        other => other?,
+    }
     Ok(ctx.redirect_with(
         "/admin/users/",
         "success",

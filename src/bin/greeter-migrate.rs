@@ -1,5 +1,5 @@
 //! `greeter-migrate`: apply the embedded migrations once, or (`--wait`) gate until the
-//! database schema is current. See DESIGN.md, "Binaries".
+//! database schema is current. See "Migrations" in DOCS.md.
 
 use std::process::ExitCode;
 use std::time::Duration;

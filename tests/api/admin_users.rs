@@ -125,10 +125,10 @@ async fn adding_a_user_validates_the_form() {
         ),
         (
             "carol",
-            "12345678",
-            "12345678",
+            "carolcarol2024",
+            "carolcarol2024",
             "id_password2-errors",
-            "too common",
+            "too easy to guess",
         ),
     ] {
         let r = submit(

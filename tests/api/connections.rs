@@ -60,7 +60,11 @@ async fn a_silent_connection_is_closed() {
 
 #[tokio::test]
 async fn a_partial_http2_preface_is_closed() {
-    let app = app_with(short_timeouts()).await;
+    let app = app_with(NetworkSettings {
+        http2_cleartext: true,
+        ..short_timeouts()
+    })
+    .await;
     let mut stream = connect(&app).await;
     stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
     let (_, took) = read_until_closed(&mut stream).await;
@@ -70,7 +74,11 @@ async fn a_partial_http2_preface_is_closed() {
 
 #[tokio::test]
 async fn an_h2c_preface_and_then_nothing_is_closed() {
-    let app = app_with(short_timeouts()).await;
+    let app = app_with(NetworkSettings {
+        http2_cleartext: true,
+        ..short_timeouts()
+    })
+    .await;
     let mut stream = connect(&app).await;
     stream
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")

@@ -33,7 +33,6 @@ pub struct TestApp {
 pub fn test_settings(server: &Server, db_name: &str) -> Settings {
     Settings {
         secret_key: SecretString::from(TEST_SECRET_KEY.to_owned()),
-        debug: false,
         app_env: AppEnv::Local,
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
@@ -200,8 +199,14 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(server: &Server, db_name: &str) -> Self {
+        Self::start_with(server, db_name, &[]).await
+    }
+
+    /// Like [`ServerProcess::start`], with `extra` variables set too.
+    pub async fn start_with(server: &Server, db_name: &str, extra: &[(&str, &str)]) -> Self {
         let port = postgres::free_port();
         let mut env = server_env(server, db_name);
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
         env.insert(
             "METRICS_ADDR".into(),
@@ -236,5 +241,32 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Lines of a child's stdout, collected by a thread as they come.
+pub struct LogLines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl LogLines {
+    pub fn follow(stdout: std::process::ChildStdout) -> Self {
+        use std::io::BufRead;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self(lines)
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 }

@@ -17,7 +17,10 @@ mod notify;
 mod shutdown;
 mod tls;
 
+mod accept_backoff;
+mod account_security;
 mod admin_auth;
+mod admin_errors;
 mod admin_greetings;
 mod admin_pages;
 mod admin_pool;
@@ -26,5 +29,6 @@ mod admin_support;
 mod admin_throttle;
 mod admin_users;
 mod connections;
+mod h2c;
 mod login_burst;
 mod low_findings;
