@@ -13,13 +13,14 @@
 #                                    time to close idle connections
 #   scripts/bench.sh api             authenticated GET /api/v1/greetings (a token from
 #                                    `greeter createtoken`) beside GET / (issue 14)
+#   scripts/bench.sh admin           the admin at scale (issue 13): scripts/bench-admin.sh
 #
 # Numbers depend on the machine: wrk and the server share its cores, so read the ratio
 # to the ceiling rather than the absolute figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mode=${1:-throughput}
-case $mode in throughput | abuse | api) ;; *) echo "usage: scripts/bench.sh [abuse|api]" >&2; exit 2 ;; esac
+case $mode in throughput | abuse | api) ;; admin) exec scripts/bench-admin.sh ;; *) echo "usage: scripts/bench.sh [abuse|api|admin]" >&2; exit 2 ;; esac
 # The attacks open thousands of sockets: both sides need the descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 

@@ -1,9 +1,8 @@
 //! Forms and query strings: their typed structs and parsing, ids from URLs, safe redirect targets, links
-//! that keep the current filters, and paging.
+//! that keep the current filters.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use serde_json::{Value, json};
 
 use crate::error::AdminError;
 
@@ -108,18 +107,23 @@ pub(crate) struct TokenForm {
     pub expiry: String,
 }
 
-/// `?q=&o=&p=` of the users list.
+/// `?q=&o=&after=|before=|last=1` of the users list.
 #[derive(Deserialize)]
 pub(crate) struct UsersQuery {
     #[serde(default)]
     pub q: String,
     #[serde(default)]
     pub o: String,
+    /// Keyset paging (src/admin/listing.rs): `?after=`, `?before=` or `?last=1`.
     #[serde(default)]
-    pub p: String,
+    pub after: String,
+    #[serde(default)]
+    pub before: String,
+    #[serde(default)]
+    pub last: String,
 }
 
-/// `?action=&object_type=&user=&p=` of the audit log.
+/// `?action=&object_type=&user=&after=|before=|last=1` of the audit log.
 #[derive(Deserialize)]
 pub(crate) struct AuditQuery {
     #[serde(default)]
@@ -128,15 +132,25 @@ pub(crate) struct AuditQuery {
     pub object_type: String,
     #[serde(default)]
     pub user: String,
+    /// Keyset paging (src/admin/listing.rs): `?after=`, `?before=` or `?last=1`.
     #[serde(default)]
-    pub p: String,
+    pub after: String,
+    #[serde(default)]
+    pub before: String,
+    #[serde(default)]
+    pub last: String,
 }
 
-/// `?p=` of a list.
+/// `?after=|before=|last=1` of a list.
 #[derive(Deserialize)]
 pub(crate) struct PageQuery {
+    /// Keyset paging (src/admin/listing.rs): `?after=`, `?before=` or `?last=1`.
     #[serde(default)]
-    pub p: String,
+    pub after: String,
+    #[serde(default)]
+    pub before: String,
+    #[serde(default)]
+    pub last: String,
 }
 
 /// Whether `next` is a path on this site that is safe to redirect to after login:
@@ -185,39 +199,6 @@ pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
     }
 }
 
-/// Rows per page in the lists.
-pub(crate) const PER_PAGE: i64 = 25;
-
-/// Which page of a list to show (1-based, clamped into range), and its links.
-pub(crate) struct Paging {
-    pub page: i64,
-    pub pages: i64,
-    pub total: i64,
-}
-
-impl Paging {
-    pub fn new(requested: &str, total: i64) -> Self {
-        let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
-        let page = requested.parse::<i64>().unwrap_or(1).clamp(1, pages);
-        Self { page, pages, total }
-    }
-
-    pub fn offset(&self) -> i64 {
-        (self.page - 1) * PER_PAGE
-    }
-
-    /// Template values; `link(page)` makes the URL of another page.
-    pub fn to_json(&self, link: impl Fn(i64) -> String) -> Value {
-        json!({
-            "page": self.page,
-            "pages": self.pages,
-            "total": self.total,
-            "prev": (self.page > 1).then(|| link(self.page - 1)),
-            "next": (self.page < self.pages).then(|| link(self.page + 1)),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +215,7 @@ mod tests {
         ));
         assert!(parse::<GreetingForm>(b"message=a&message=b").is_err());
         let q: UsersQuery = parse(b"").unwrap();
-        assert_eq!((q.q.as_str(), q.o.as_str(), q.p.as_str()), ("", "", ""));
+        assert_eq!((q.q.as_str(), q.o.as_str(), q.after.as_str()), ("", "", ""));
     }
 
     #[test]

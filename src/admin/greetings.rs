@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
-use super::forms::{GreetingForm, PER_PAGE, PageQuery, Paging};
+use super::forms::{GreetingForm, PageQuery};
+use super::listing::{List, Seek, SortKey};
 use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::sql::sql_time;
@@ -59,13 +60,26 @@ struct DeleteData {
     greeting: GreetingRow,
 }
 
-fn select_greetings() -> String {
+fn greeting_columns() -> String {
     format!(
-        "SELECT id, message, is_active, {}, {} FROM greetings",
+        "id, message, is_active, {}, {}",
         sql_time("created_at"),
         sql_time("updated_at")
     )
 }
+
+fn select_greetings() -> String {
+    format!("SELECT {} FROM greetings", greeting_columns())
+}
+
+/// The active greeting first, then the newest (index `greetings_list`, migrations/V4).
+const LIST_ORDER: SortKey = SortKey {
+    expr: "is_active",
+    token: "is_active::text",
+    param: "{}::text::boolean",
+    nullable: false,
+    descending: true,
+};
 
 fn greeting_row(r: &tokio_postgres::Row) -> GreetingRow {
     GreetingRow {
@@ -90,32 +104,31 @@ async fn make_active(client: &impl GenericClient, id: i64) -> Result<Option<Prev
     Ok(store::activate(client, id).await?)
 }
 
-/// `GET /admin/greetings/?p=`.
+/// `GET /admin/greetings/?after=|before=|last=1`: keyset pages (src/admin/listing.rs).
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
-    let total: i64 = ctx
-        .db
-        .query_one("SELECT count(*) FROM greetings", &[])
-        .await?
-        .get(0);
     let query: PageQuery = ctx.query()?;
-    let paging = Paging::new(&query.p, total);
-    let rows = ctx
-        .db
-        .query(
-            &format!(
-                "{} ORDER BY is_active DESC, id DESC LIMIT $1 OFFSET $2",
-                select_greetings()
-            ),
-            &[&PER_PAGE, &paging.offset()],
-        )
-        .await?;
-    let greetings: Vec<Value> = rows.iter().map(|r| greeting_row(r).to_json()).collect();
+    let columns = greeting_columns();
+    let list = List {
+        columns: &columns,
+        table: "greetings",
+        filters: &[],
+        params: &[],
+        sort: &LIST_ORDER,
+    };
+    let seek = Seek::from_query(&query.after, &query.before, &query.last, &LIST_ORDER);
+    let (window, total) =
+        futures_util::try_join!(list.page(&**ctx.db, seek), list.count(&**ctx.db))?;
+    let greetings: Vec<Value> = window
+        .rows
+        .iter()
+        .map(|r| greeting_row(r).to_json())
+        .collect();
     ctx.render(
         "greetings_list",
         "Select greeting to change | Greeter administration",
         json!({
             "greetings": greetings,
-            "paging": paging.to_json(|p| format!("?p={p}")),
+            "paging": window.links(&total, "/admin/greetings/", &[]),
         }),
     )
 }

@@ -9,6 +9,7 @@ pub(crate) mod audit;
 mod auth_views;
 mod forms;
 mod greetings;
+mod listing;
 mod page;
 mod pages;
 mod render;

@@ -5,7 +5,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::audit::{ACTIONS, OBJECT_TYPES};
-use super::forms::{AuditQuery, PER_PAGE, Paging, query_string};
+use super::forms::AuditQuery;
+use super::listing::{Count, List, Seek, SortKey};
 use super::page::Page;
 use super::request::{Ctx, Result};
 use super::security::fingerprint;
@@ -14,6 +15,16 @@ use crate::error::AdminError;
 
 /// The audit log names every user and the addresses they came from.
 const READ_AUDIT: &str = "Only superusers may read the audit log.";
+
+/// The audit log, newest first: index `admin_audit_log_at` (migrations/V2), and with a
+/// filter the filter's index (V4).
+const AUDIT_ORDER: SortKey = SortKey {
+    expr: "at",
+    token: "at::text",
+    param: "{}::text::timestamptz",
+    nullable: false,
+    descending: true,
+};
 
 fn audit_columns() -> String {
     format!(
@@ -43,36 +54,53 @@ fn audit_row(r: &tokio_postgres::Row) -> Value {
     })
 }
 
-/// `GET /admin/`: the models with their counts, and the user's recent actions.
+/// The size of a whole table, estimated when large (src/admin/listing.rs).
+async fn table_count(db: &tokio_postgres::Client, table: &str) -> Result<Count> {
+    let list = List {
+        columns: "",
+        table,
+        filters: &[],
+        params: &[],
+        sort: &AUDIT_ORDER,
+    };
+    Ok(list.count(db).await?)
+}
+
+/// `GET /admin/`: the models with their counts, and the user's recent actions. The
+/// queries share the connection's pipeline; users and the audit log are only counted for
+/// superusers, the only ones shown them.
 pub(crate) async fn index(ctx: &mut Ctx<'_>) -> Result<Page> {
-    let counts = ctx
-        .db
-        .query_one(
-            "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM greetings),
-                    (SELECT count(*) FROM admin_audit_log)",
-            &[],
-        )
-        .await?;
-    let recent = ctx
-        .db
-        .query(
-            &format!(
-                "SELECT {} FROM admin_audit_log WHERE user_id = $1
-                 AND action NOT IN ('login', 'logout')
-                 ORDER BY at DESC, id DESC LIMIT 10",
-                audit_columns()
-            ),
-            &[&ctx.user.id],
-        )
-        .await?;
+    let db: &tokio_postgres::Client = &ctx.db;
+    let superuser = ctx.user.is_superuser;
+    let superuser_count = |table: &'static str| async move {
+        if superuser {
+            table_count(db, table).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    // Served by the partial index admin_audit_log_recent (migrations/V4).
+    let recent_sql = format!(
+        "SELECT {} FROM admin_audit_log WHERE user_id = $1
+         AND action NOT IN ('login', 'logout')
+         ORDER BY at DESC, id DESC LIMIT 10",
+        audit_columns()
+    );
+    let (users, greetings, audit, recent) = futures_util::try_join!(
+        superuser_count("users"),
+        table_count(db, "greetings"),
+        superuser_count("admin_audit_log"),
+        async { Ok::<_, AdminError>(db.query(&recent_sql, &[&ctx.user.id]).await?) },
+    )?;
     let recent: Vec<Value> = recent.iter().map(audit_row).collect();
+    let shown = |count: Option<Count>| count.map(|c| c.display());
     ctx.render(
         "index",
         "Site administration | Greeter administration",
         json!({
-            "users_count": counts.get::<_, i64>(0),
-            "greetings_count": counts.get::<_, i64>(1),
-            "audit_count": counts.get::<_, i64>(2),
+            "users_count": shown(users),
+            "greetings_count": greetings.display(),
+            "audit_count": shown(audit),
             "recent": recent,
         }),
     )
@@ -104,8 +132,9 @@ pub(crate) fn settings(ctx: &mut Ctx<'_>) -> Result<Page> {
     )
 }
 
-/// `GET /admin/audit/?action=&object_type=&user=&p=`. Superusers only: it names every
-/// user and the addresses they came from.
+/// `GET /admin/audit/?action=&object_type=&user=&after=|before=|last=1`: keyset pages
+/// (src/admin/listing.rs). Superusers only: it names every user and the addresses they
+/// came from.
 pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.require_superuser(READ_AUDIT)?;
     let query: AuditQuery = ctx.query()?;
@@ -117,42 +146,41 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
         .filter(|t| OBJECT_TYPES.contains(t))
         .unwrap_or("");
     let user = query.user.trim();
-    const FILTER: &str = "($1 = '' OR action = $1) AND ($2 = '' OR object_type = $2)
-                          AND ($3 = '' OR lower(username) = lower($3))";
-    let total: i64 = ctx
-        .db
-        .query_one(
-            &format!("SELECT count(*) FROM admin_audit_log WHERE {FILTER}"),
-            &[&action, &object_type, &user],
-        )
-        .await?
-        .get(0);
-    let paging = Paging::new(&query.p, total);
-    let rows = ctx
-        .db
-        .query(
-            &format!(
-                "SELECT {} FROM admin_audit_log WHERE {FILTER}
-                 ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5",
-                audit_columns()
-            ),
-            &[&action, &object_type, &user, &PER_PAGE, &paging.offset()],
-        )
-        .await?;
-    let entries: Vec<Value> = rows.iter().map(audit_row).collect();
+    // Only the filters in use, so that each is an index condition (migrations/V4).
+    let mut filters = Vec::new();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+    for (condition, value) in [
+        ("action = {}", &action),
+        ("object_type = {}", &object_type),
+        ("lower(username) = lower({})", &user),
+    ] {
+        if !value.is_empty() {
+            params.push(value);
+            filters.push(condition.replace("{}", &format!("${}", params.len())));
+        }
+    }
+    let columns = audit_columns();
+    let list = List {
+        columns: &columns,
+        table: "admin_audit_log",
+        filters: &filters,
+        params: &params,
+        sort: &AUDIT_ORDER,
+    };
+    let seek = Seek::from_query(&query.after, &query.before, &query.last, &AUDIT_ORDER);
+    let db: &tokio_postgres::Client = &ctx.db;
+    let (window, total) = futures_util::try_join!(list.page(db, seek), list.count(db))?;
+    let entries: Vec<Value> = window.rows.iter().map(audit_row).collect();
     let options = |all: &[&str], chosen: &str| -> Vec<Value> {
         all.iter()
             .map(|v| json!({"value": v, "selected": *v == chosen}))
             .collect()
     };
-    let page_link = |p: i64| {
-        query_string(&[
-            ("action", action),
-            ("object_type", object_type),
-            ("user", user),
-            ("p", &p.to_string()),
-        ])
-    };
+    let base = [
+        ("action", action),
+        ("object_type", object_type),
+        ("user", user),
+    ];
     ctx.render(
         "audit_list",
         "Audit log | Greeter administration",
@@ -162,7 +190,7 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
             "object_types": options(OBJECT_TYPES, object_type),
             "filter_user": user,
             "filtered": !(action.is_empty() && object_type.is_empty() && user.is_empty()),
-            "paging": paging.to_json(page_link),
+            "paging": window.links(&total, "/admin/audit/", &base),
         }),
     )
 }

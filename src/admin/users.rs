@@ -10,9 +10,8 @@ use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
 use super::auth_views::{reauthenticate, session_cookie};
-use super::forms::{
-    PER_PAGE, Paging, SetPasswordForm, UserAddForm, UserChangeForm, UsersQuery, query_string,
-};
+use super::forms::{SetPasswordForm, UserAddForm, UserChangeForm, UsersQuery, query_string};
+use super::listing::{List, Seek, SortKey};
 use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::session;
@@ -33,15 +32,46 @@ const BAD_USERNAME: &str =
 /// same moment cannot leave nobody in charge. An arbitrary constant: "users\0\0\0".
 const USERS_LOCK: i64 = 0x7573_6572_7300_0000;
 
-/// `ORDER BY` clauses allowed from the `o` parameter (never raw input in SQL).
-const ORDERINGS: &[(&str, &str)] = &[
-    ("username", "lower(username), id"),
-    ("-username", "lower(username) DESC, id DESC"),
-    ("date_joined", "date_joined, id"),
-    ("-date_joined", "date_joined DESC, id DESC"),
-    ("last_login", "last_login NULLS FIRST, id"),
-    ("-last_login", "last_login DESC NULLS LAST, id DESC"),
+/// The orderings the `o` parameter may pick (never raw input in SQL). Each has an index
+/// on `(expression, id)` (migrations/V4): a NULL last login sorts first, as -infinity.
+const ORDERINGS: &[(&str, SortKey)] = &[
+    ("username", by_name(false)),
+    ("-username", by_name(true)),
+    ("date_joined", by_date_joined(false)),
+    ("-date_joined", by_date_joined(true)),
+    ("last_login", by_last_login(false)),
+    ("-last_login", by_last_login(true)),
 ];
+
+const fn by_name(descending: bool) -> SortKey {
+    SortKey {
+        expr: "lower(username)",
+        token: "lower(username)",
+        param: "{}::text",
+        nullable: false,
+        descending,
+    }
+}
+
+const fn by_date_joined(descending: bool) -> SortKey {
+    SortKey {
+        expr: "date_joined",
+        token: "date_joined::text",
+        param: "{}::text::timestamptz",
+        nullable: false,
+        descending,
+    }
+}
+
+const fn by_last_login(descending: bool) -> SortKey {
+    SortKey {
+        expr: "COALESCE(last_login, '-infinity'::timestamptz)",
+        token: "last_login::text",
+        param: "COALESCE({}::text::timestamptz, '-infinity'::timestamptz)",
+        nullable: true,
+        descending,
+    }
+}
 
 #[derive(Serialize)]
 struct UserRow {
@@ -102,12 +132,16 @@ struct DeleteData<'a> {
     target: &'a UserRow,
 }
 
-fn select_users() -> String {
+fn user_columns() -> String {
     format!(
-        "SELECT id, username, is_active, is_staff, is_superuser, {}, {} FROM users",
+        "id, username, is_active, is_staff, is_superuser, {}, {}",
         sql_time("date_joined"),
         sql_time("last_login")
     )
+}
+
+fn select_users() -> String {
+    format!("SELECT {} FROM users", user_columns())
 }
 
 fn user_row(r: &tokio_postgres::Row) -> UserRow {
@@ -130,40 +164,39 @@ async fn find(client: &impl GenericClient, id: i64) -> Result<UserRow> {
         .ok_or(AdminError::NotFound)
 }
 
-/// `GET /admin/users/?q=&o=&p=`.
+/// `GET /admin/users/?q=&o=&after=|before=|last=1`: keyset pages (src/admin/listing.rs);
+/// the search is served by a trigram index.
 pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.require_superuser(MANAGE_USERS)?;
     let query: UsersQuery = ctx.query()?;
     let search = query.q.trim().to_owned();
-    let order_key = ORDERINGS
+    let (order_key, sort) = ORDERINGS
         .iter()
         .find(|(k, _)| *k == query.o)
-        .map_or("username", |(k, _)| k);
-    let order_sql = ORDERINGS
-        .iter()
-        .find(|(k, _)| *k == order_key)
-        .map_or("id", |(_, sql)| sql);
+        .unwrap_or(&ORDERINGS[0]);
+    let order_key = *order_key;
     let pattern = like_pattern(&search);
-    let total: i64 = ctx
-        .db
-        .query_one(
-            "SELECT count(*) FROM users WHERE $1 = '' OR username ILIKE $2 ESCAPE '\\'",
-            &[&search, &pattern],
-        )
-        .await?
-        .get(0);
-    let paging = Paging::new(&query.p, total);
-    let rows = ctx
-        .db
-        .query(
-            &format!(
-                "{} WHERE $1 = '' OR username ILIKE $2 ESCAPE '\\' ORDER BY {order_sql} \
-                 LIMIT $3 OFFSET $4",
-                select_users()
-            ),
-            &[&search, &pattern, &PER_PAGE, &paging.offset()],
-        )
-        .await?;
+    let (filters, params): (Vec<String>, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) =
+        if search.is_empty() {
+            (vec![], vec![])
+        } else {
+            (
+                vec!["username ILIKE $1 ESCAPE '\\'".to_owned()],
+                vec![&pattern],
+            )
+        };
+    let columns = user_columns();
+    let list = List {
+        columns: &columns,
+        table: "users",
+        filters: &filters,
+        params: &params,
+        sort,
+    };
+    let seek = Seek::from_query(&query.after, &query.before, &query.last, sort);
+    let (window, total) =
+        futures_util::try_join!(list.page(&**ctx.db, seek), list.count(&**ctx.db))?;
+    let rows = &window.rows;
     let users: Vec<Value> = rows.iter().map(|r| user_row(r).to_json()).collect();
     // Column headers sort by their column, and flip the direction when already sorted.
     let sort_link = |column: &str| {
@@ -181,8 +214,6 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
             "descending": order_key.starts_with('-') && order_key.trim_start_matches('-') == column,
         })
     };
-    let page_link =
-        |p: i64| query_string(&[("q", &search), ("o", order_key), ("p", &p.to_string())]);
     ctx.render(
         "users_list",
         "Select user to change | Greeter administration",
@@ -190,7 +221,7 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
             "users": users,
             "q": search,
             "o": order_key,
-            "paging": paging.to_json(page_link),
+            "paging": window.links(&total, "/admin/users/", &[("q", &search), ("o", order_key)]),
             "sort": {
                 "username": sort("username"),
                 "date_joined": sort("date_joined"),

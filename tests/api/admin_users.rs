@@ -49,13 +49,14 @@ async fn the_list_searches_orders_and_paginates() {
     let (status, html) = get(&app, &client, "/admin/users/").await;
     assert_eq!(status, 200);
     assert!(html.contains("<title>Select user to change | Greeter administration</title>"));
-    assert!(html.contains("Page 1 of 2 &middot; 33 in total"));
+    assert!(html.contains("<span>33 in total</span>"));
     let first = listed(&html);
     assert_eq!(first.len(), 25);
     assert_eq!(first[0], "admin");
     assert!(html.contains(r#"aria-sort="ascending""#));
 
-    let (_, html) = get(&app, &client, "/admin/users/?p=2").await;
+    let next = crate::admin_scale::link(&html, "next").expect("a next page");
+    let (_, html) = get(&app, &client, &next).await;
     assert_eq!(listed(&html).len(), 8);
     assert!(html.contains(r#"rel="prev""#));
     // Out-of-range and junk page numbers show a real page instead of failing.

@@ -32,6 +32,7 @@ mod admin_errors;
 mod admin_greetings;
 mod admin_pages;
 mod admin_pool;
+mod admin_scale;
 mod admin_support;
 mod admin_throttle;
 mod admin_users;
