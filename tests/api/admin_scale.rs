@@ -362,6 +362,11 @@ async fn migrate(env: &HashMap<String, String>) -> String {
     stdout
 }
 
+/// The embedded migrations, for bringing a database to an older version.
+mod before_v4 {
+    refinery::embed_migrations!("migrations");
+}
+
 #[tokio::test]
 async fn the_index_migration_runs_as_a_non_superuser_owner_on_full_tables_and_again() {
     let server = postgres::shared().clone();
@@ -384,8 +389,16 @@ async fn the_index_migration_runs_as_a_non_superuser_owner_on_full_tables_and_ag
     env.insert("DATABASE_USER".into(), role.clone());
     let mut settings = server.settings(&database);
     settings.user = role.clone();
-    migrate(&env).await;
-    let owner = greeter::db::connect(&settings).await.unwrap();
+    // A database at V3, the version before the index migration: refinery itself applies
+    // V1..V3 (each in its transaction), as the previous release's greeter-migrate did.
+    // (Deleting V4's history row from a current database would not do: refinery, and so
+    // greeter-migrate, never applies a version below the newest applied one.)
+    let mut owner = greeter::db::connect(&settings).await.unwrap();
+    before_v4::migrations::runner()
+        .set_target(refinery::Target::Version(3))
+        .run_async(&mut owner)
+        .await
+        .unwrap();
     let is_superuser: bool = owner
         .query_one(
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -395,22 +408,18 @@ async fn the_index_migration_runs_as_a_non_superuser_owner_on_full_tables_and_ag
         .unwrap()
         .get(0);
     assert!(!is_superuser);
-    assert!(all_valid(&index_validity(&owner).await));
 
-    // Fill the tables, then pretend V4 never ran and an earlier attempt was interrupted:
-    // indexes missing, one left INVALID by a failed concurrent build.
+    // Fill the tables, then pretend an earlier attempt at V4 was interrupted: one index
+    // left INVALID by a failed concurrent build.
     owner
-        .batch_execute(&format!(
+        .batch_execute(
             "INSERT INTO users (username, password_hash, last_login)
              SELECT format('full%s', i), 'x', CASE WHEN i % 2 = 0 THEN now() END
              FROM generate_series(1, 5000) AS i;
              INSERT INTO admin_audit_log (user_id, username, action, object_type)
              SELECT i % 50, format('full%s', i % 50), 'login', 'session'
-             FROM generate_series(1, 20000) AS i;
-             DROP INDEX {};
-             DELETE FROM refinery_schema_history WHERE version = 4",
-            V4_INDEXES.join(", ")
-        ))
+             FROM generate_series(1, 20000) AS i",
+        )
         .await
         .unwrap();
     let failed = owner
@@ -423,7 +432,10 @@ async fn the_index_migration_runs_as_a_non_superuser_owner_on_full_tables_and_ag
         "the failed build left an invalid index"
     );
     let missing = greeter::migrations::missing(&owner).await.unwrap();
-    assert_eq!(missing, vec![(4, "admin_scale_indexes".to_owned())]);
+    assert_eq!(
+        missing.first(),
+        Some(&(4, "admin_scale_indexes".to_owned()))
+    );
 
     let stdout = migrate(&env).await;
     assert!(stdout.contains("V4__admin_scale_indexes"), "{stdout}");
