@@ -8,6 +8,7 @@ pub mod createsuperuser;
 pub mod db;
 pub mod error;
 pub mod greeting;
+pub mod listen;
 pub mod metrics;
 pub mod migrations;
 pub mod routes;
