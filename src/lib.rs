@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod command;
 pub mod config;
 pub mod createsuperuser;
 pub mod db;
