@@ -139,13 +139,7 @@ const NEW_PASSWORD: &str = "an entirely fresh passphrase";
 async fn setting_ones_own_password_needs_the_current_one() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
-    let other_device = browser();
-    assert_eq!(
-        login_as(&app, &other_device, ADMIN, ADMIN_PASSWORD)
-            .await
-            .status(),
-        302
-    );
+    let other_device = session_as(&app, ADMIN, ADMIN_PASSWORD).await;
     let id = user_id(&app, ADMIN).await;
     let page = format!("/admin/users/{id}/password/");
     let (_, html) = get(&app, &client, &page).await;
@@ -564,12 +558,8 @@ async fn the_admin_shows_the_guards_refusal_as_a_form_error() {
             ),
             _ => (format!("/admin/users/{bea}/delete/"), vec![]),
         };
-        let (status, html) = get(&app, &client, &page).await;
-        assert_eq!(status, 200, "{html}");
-        let token = csrf_token(&html);
-        let mut form = fields.clone();
-        form.push(("csrf_token", &token));
-        let request = client.post(app.url(&page)).form(&form).send();
+        let url = app.url(&page);
+        let request = form_post(&client, &url, &url, &fields).await.send();
         let task = tokio::spawn(async move {
             let r = request.await.unwrap();
             let status = r.status().as_u16();

@@ -554,27 +554,11 @@ async fn posts_without_a_valid_csrf_token_are_403() {
     app.shutdown().await;
 }
 
-async fn logged_in_admin_named(app: &crate::helpers::TestApp, name: &str) -> reqwest::Client {
-    app.create_user(name, ADMIN_PASSWORD, true, true).await;
-    let client = browser();
-    assert_eq!(
-        login_as(app, &client, name, ADMIN_PASSWORD).await.status(),
-        302
-    );
-    client
-}
-
 #[tokio::test]
 async fn password_change_validates_and_ends_other_sessions() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
-    let other_device = browser();
-    assert_eq!(
-        login_as(&app, &other_device, ADMIN, ADMIN_PASSWORD)
-            .await
-            .status(),
-        302
-    );
+    let other_device = session_as(&app, ADMIN, ADMIN_PASSWORD).await;
 
     let (status, html) = get(&app, &client, "/admin/password_change/").await;
     assert_eq!(status, 200);
