@@ -169,6 +169,19 @@ where
     }
 }
 
+/// Terminate this database's connections named `application_name` from the server side,
+/// as a failover would; returns how many there were.
+pub async fn kill_connections(db: &tokio_postgres::Client, application_name: &str) -> i64 {
+    db.query_one(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1",
+        &[&application_name],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 /// Environment for running the real `greeter` binary against `db_name`.
 pub fn server_env(server: &Server, db_name: &str) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = server.env(db_name).into_iter().collect();
