@@ -48,13 +48,9 @@ async fn a_long_but_guessable_password_is_refused_with_zxcvbn_feedback() {
         "{html}"
     );
     assert!(html[at..].contains("Add another word or two"), "{html}");
-    let users: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM users WHERE username = 'carol'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let users = app
+        .query_i64("SELECT count(*) FROM users WHERE username = 'carol'")
+        .await;
     assert_eq!(users, 0);
     // A password made of the username is weak for that user.
     let r = submit(
@@ -697,17 +693,12 @@ async fn the_password_change_page_lists_and_ends_other_sessions() {
     assert_eq!(get(&app, phone, "/admin/").await.0, 200, "the others stay");
 
     // Someone else's session id is not found, and stays.
-    let olga_session: i64 = app
-        .db()
-        .await
-        .query_one(
+    let olga_session = app
+        .query_i64(
             "SELECT s.id FROM admin_sessions s JOIN users u ON u.id = s.user_id
              WHERE u.username = 'olga'",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     let r = laptop
         .post(app.url(&format!("/admin/sessions/{olga_session}/end/")))
         .form(&[("csrf_token", token.as_str())])

@@ -152,13 +152,7 @@ async fn every_admin_url_redirects_to_login_when_logged_out() {
         location(&r),
         "/admin/login/?next=%2Fadmin%2Fgreetings%2Fadd%2F"
     );
-    let count: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM greetings", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count = app.query_i64("SELECT count(*) FROM greetings").await;
     assert_eq!(count, 1);
     // Without the trailing slash: first the slash, then the login.
     let r = client.get(app.url("/admin")).send().await.unwrap();
@@ -257,13 +251,7 @@ async fn logout_is_a_post_with_csrf_and_ends_the_session() {
     let html = follow(&app, &client, &r).await;
     assert!(html.contains("You have been logged out."));
     assert_eq!(get(&app, &client, "/admin/").await.0, 302);
-    let sessions: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM admin_sessions", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let sessions = app.query_i64("SELECT count(*) FROM admin_sessions").await;
     assert_eq!(sessions, 0);
     let actions = audit_actions(&app).await;
     assert_eq!(
@@ -540,16 +528,9 @@ async fn posts_without_a_valid_csrf_token_are_403() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let count: i64 = app
-        .db()
-        .await
-        .query_one(
-            "SELECT count(*) FROM greetings WHERE message = 'forged'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let count = app
+        .query_i64("SELECT count(*) FROM greetings WHERE message = 'forged'")
+        .await;
     assert_eq!(count, 0);
     app.shutdown().await;
 }

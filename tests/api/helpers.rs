@@ -121,6 +121,11 @@ impl TestApp {
             .expect("connect to the test database")
     }
 
+    /// The one `bigint` that `sql` (without parameters) selects, e.g. a `count(*)`.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        self.db().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
     /// Insert a user with a known password.
     pub async fn create_user(
         &self,
