@@ -109,15 +109,6 @@ fn a_weak_bootstrap_password_fails_naming_the_variable() {
     assert!(!stderr.contains(WEAK_BUT_LONG), "never printed: {stderr}");
 }
 
-async fn user_id(app: &crate::helpers::TestApp, username: &str) -> i64 {
-    app.db()
-        .await
-        .query_one("SELECT id FROM users WHERE username = $1", &[&username])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 async fn password_hash(app: &crate::helpers::TestApp, id: i64) -> String {
     app.db()
         .await
@@ -136,7 +127,7 @@ async fn setting_ones_own_password_needs_the_current_one() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
     let other_device = session_as(&app, ADMIN, ADMIN_PASSWORD).await;
-    let id = user_id(&app, ADMIN).await;
+    let id = app.user_id(ADMIN).await;
     let page = format!("/admin/users/{id}/password/");
     let (_, html) = get(&app, &client, &page).await;
     assert!(html.contains(r#"name="old_password""#), "{html}");
@@ -207,7 +198,7 @@ async fn setting_ones_own_password_needs_the_current_one() {
 async fn renaming_ones_own_account_needs_the_password() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
-    let id = user_id(&app, ADMIN).await;
+    let id = app.user_id(ADMIN).await;
     let page = format!("/admin/users/{id}/");
     let fields = |password: &'static str| {
         vec![
@@ -230,10 +221,10 @@ async fn renaming_ones_own_account_needs_the_password() {
             .expect("an error");
         assert!(html[at..].contains(error), "{error}");
     }
-    assert_eq!(user_id(&app, ADMIN).await, id, "not renamed");
+    assert_eq!(app.user_id(ADMIN).await, id, "not renamed");
     let r = submit(&app, &client, &page, &page, &fields(ADMIN_PASSWORD)).await;
     assert_eq!(r.status(), 302);
-    assert_eq!(user_id(&app, "boss").await, id);
+    assert_eq!(app.user_id("boss").await, id);
     // Saving one's own account unchanged needs no password.
     let r = submit(
         &app,

@@ -405,13 +405,7 @@ async fn every_write_is_an_audit_entry_naming_the_token_and_its_owner() {
         )
         .await
         .unwrap();
-    let owner_id: i64 = app
-        .db()
-        .await
-        .query_one("SELECT id FROM users WHERE username = $1", &[&OWNER])
-        .await
-        .unwrap()
-        .get(0);
+    let owner_id = app.user_id(OWNER).await;
     let actions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(
         actions,

@@ -126,6 +126,16 @@ impl TestApp {
         self.db().await.query_one(sql, &[]).await.unwrap().get(0)
     }
 
+    /// The id of the user named `username`.
+    pub async fn user_id(&self, username: &str) -> i64 {
+        self.db()
+            .await
+            .query_one("SELECT id FROM users WHERE username = $1", &[&username])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// Insert a user with a known password.
     pub async fn create_user(
         &self,
