@@ -5,62 +5,47 @@
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::{password, users};
-use crate::config::{self, DatabaseSettings, ProcessEnv};
+use crate::command::{self, Command};
+use crate::config;
+
+const COMMAND: Command = Command("greeter createsuperuser");
 
 /// Run the command: `username` from `--username`, `noinput` from `--noinput`.
 pub fn run(username: Option<String>, noinput: bool) -> ExitCode {
-    let database = match DatabaseSettings::from_source(&ProcessEnv) {
-        Ok(db) => db,
-        Err(e) => {
-            eprintln!("greeter: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    match create(username, noinput) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+fn create(username: Option<String>, noinput: bool) -> Result<(), ExitCode> {
+    let database = command::database_settings()?;
     let interactive = !noinput && std::io::stdin().is_terminal();
     let username = match username {
         Some(name) => name,
-        None if interactive => match prompt("Username: ") {
-            Ok(name) => name,
-            Err(e) => return fail(&format!("cannot read the username: {e}")),
-        },
-        None => return usage("--username is required when not prompting"),
+        None if interactive => prompt("Username: ")
+            .map_err(|e| COMMAND.fail(&format!("cannot read the username: {e}")))?,
+        None => return Err(COMMAND.usage("--username is required when not prompting")),
     };
-    if !users::username_is_valid(&username) {
-        return usage("the username must be 1-150 letters, digits and @ . + - _");
-    }
-    let password = match read_password(interactive, noinput) {
-        Ok(password) => password,
-        Err(message) => return usage(&message),
-    };
+    COMMAND.check_username(&username)?;
+    let password =
+        read_password(interactive, noinput).map_err(|message| COMMAND.usage(&message))?;
     let problems = password::validate(password.expose_secret(), &username);
     if !problems.is_empty() {
         for problem in problems {
-            eprintln!("greeter createsuperuser: {problem}");
+            eprintln!("{}: {problem}", COMMAND.0);
         }
-        return ExitCode::FAILURE;
+        return Err(ExitCode::FAILURE);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
-    let result = runtime.block_on(async {
-        let client =
-            crate::migrations::connect_with_retry(&database, Duration::from_secs(10)).await?;
-        anyhow::Ok(users::create_superuser(&client, &username, password).await)
-    });
-    match result {
-        Ok(Ok(_)) => {
-            println!("Superuser {username:?} created successfully.");
-            ExitCode::SUCCESS
-        }
-        Ok(Err(e)) => fail(&e.to_string()),
-        Err(e) => fail(&format!("cannot reach the database: {e:#}")),
-    }
+    COMMAND.with_database(&database, async |client| {
+        users::create_superuser(client, &username, password).await
+    })?;
+    println!("Superuser {username:?} created successfully.");
+    Ok(())
 }
 
 /// ADMIN_PASSWORD(_FILE), else a double prompt on a terminal, else one line of stdin.
@@ -98,14 +83,4 @@ fn prompt(label: &str) -> std::io::Result<String> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     Ok(line.trim().to_owned())
-}
-
-fn usage(message: &str) -> ExitCode {
-    eprintln!("greeter createsuperuser: {message}");
-    ExitCode::from(2)
-}
-
-fn fail(message: &str) -> ExitCode {
-    eprintln!("greeter createsuperuser: {message}");
-    ExitCode::FAILURE
 }

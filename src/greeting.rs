@@ -8,14 +8,12 @@
 pub mod store;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use futures_util::StreamExt;
 use tokio::sync::watch;
-use tokio_postgres::AsyncMessage;
 
 use crate::config::DatabaseSettings;
+use crate::listen::{Handler, Listener};
 
 pub const CHANNEL: &str = "greeting_changed";
 
@@ -65,79 +63,46 @@ pub async fn load_active(client: &tokio_postgres::Client) -> Result<String, toki
         .unwrap_or_else(|| FALLBACK_MESSAGE.to_owned()))
 }
 
+/// The greeting's LISTEN connection.
+const LISTENER: Listener = Listener {
+    name: "greeting listener",
+    while_down: "reconnecting",
+    application_name: LISTENER_APPLICATION_NAME,
+    channels: &[CHANNEL],
+};
+
 /// Keep `cache` current until `shutdown` turns true.
 pub async fn listen(
     settings: DatabaseSettings,
     cache: Arc<GreetingCache>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let result = tokio::select! {
-            result = listen_once(&settings, &cache) => result,
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        // The greeting stays in memory and `GET /` keeps serving it; only the gauge drops.
-        cache.set_connected(false);
-        match result {
-            Ok(()) => {
-                // It was connected, so start the backoff afresh.
-                backoff = Duration::from_millis(100);
-                tracing::warn!("greeting listener connection closed; reconnecting");
-            }
-            Err(e) => tracing::warn!(
-                error = crate::db::describe(&e),
-                retry_in_ms = backoff.as_millis() as u64,
-                "greeting listener failed; reconnecting"
-            ),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    crate::listen::keep_listening(&LISTENER, &settings, &*cache, shutdown).await;
 }
 
-/// One connection's life: LISTEN, load, then reload on each notification until it drops.
-async fn listen_once(
-    settings: &DatabaseSettings,
-    cache: &GreetingCache,
-) -> Result<(), tokio_postgres::Error> {
-    let mut config = settings.pg_config();
-    // A name of its own, so operators (and tests) can tell this connection apart.
-    config.application_name(LISTENER_APPLICATION_NAME);
-    let (client, mut connection) = config.connect(crate::db::tls_connector()).await?;
-    // The connection must be polled to make progress; its messages carry the notifications.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "greeting listener connection error");
-                    break;
-                }
-            }
-        }
-    });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    cache.set(&load_active(&client).await?);
-    cache.set_connected(true);
-    tracing::info!("greeting listener connected");
-    // Notifications that arrive during a reload coalesce into one further reload.
-    while rx.recv().await.is_some() {
-        while rx.try_recv().is_ok() {}
-        let message = load_active(&client).await?;
-        cache.set(&message);
-        tracing::info!("greeting reloaded after a change notification");
+impl Handler for GreetingCache {
+    async fn connected(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<(), tokio_postgres::Error> {
+        self.set(&load_active(client).await?);
+        self.set_connected(true);
+        Ok(())
     }
-    driver.abort();
-    Ok(())
+
+    async fn notified(
+        &self,
+        client: &tokio_postgres::Client,
+        _channels: &[String],
+    ) -> Result<(), tokio_postgres::Error> {
+        let message = load_active(client).await?;
+        self.set(&message);
+        tracing::info!("greeting reloaded after a change notification");
+        Ok(())
+    }
+
+    /// The greeting stays in memory and `GET /` keeps serving it; only the gauge drops.
+    fn disconnected(&self) {
+        self.set_connected(false);
+    }
 }

@@ -3,11 +3,13 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod command;
 pub mod config;
 pub mod createsuperuser;
 pub mod db;
 pub mod error;
 pub mod greeting;
+pub mod listen;
 pub mod metrics;
 pub mod migrations;
 pub mod routes;

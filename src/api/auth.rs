@@ -15,14 +15,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use futures_util::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::watch;
-use tokio_postgres::AsyncMessage;
 
 use super::snapshot::GreetingSnapshot;
 use crate::auth::tokens::{self, Scopes, TokenHash};
 use crate::config::DatabaseSettings;
+use crate::listen::{Handler, Listener};
 
 pub const CHANNEL: &str = "api_tokens_changed";
 
@@ -164,93 +163,62 @@ async fn load(
     Ok(map)
 }
 
+/// The token LISTEN connection; it also carries the greeting snapshot's channel.
+const LISTENER: Listener = Listener {
+    name: "token listener",
+    while_down: "API refused until reconnected",
+    application_name: LISTENER_APPLICATION_NAME,
+    channels: &[CHANNEL, crate::greeting::CHANNEL],
+};
+
 /// Keep `cache` current until `shutdown` turns true (reconnecting with backoff).
 pub async fn listen(
     settings: DatabaseSettings,
     cache: Arc<TokenCache>,
     greetings: Arc<GreetingSnapshot>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let result = tokio::select! {
-            result = listen_once(&settings, &cache, &greetings) => result,
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        // Fail closed: a revocation (or a greeting change) could be missed meanwhile.
-        cache.forget();
-        greetings.forget();
-        match result {
-            Ok(()) => {
-                backoff = Duration::from_millis(100);
-                tracing::warn!("token listener connection closed; API refused until reconnected");
-            }
-            Err(e) => tracing::warn!(
-                error = crate::db::describe(&e),
-                retry_in_ms = backoff.as_millis() as u64,
-                "token listener failed; API refused until reconnected"
-            ),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    let handler = TokenListener { cache, greetings };
+    crate::listen::keep_listening(&LISTENER, &settings, &handler, shutdown).await;
 }
 
-async fn listen_once(
-    settings: &DatabaseSettings,
-    cache: &TokenCache,
-    greetings: &GreetingSnapshot,
-) -> Result<(), tokio_postgres::Error> {
-    let mut config = settings.pg_config();
-    config.application_name(LISTENER_APPLICATION_NAME);
-    let (client, mut connection) = config.connect(crate::db::tls_connector()).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if tx.send(n.channel() == CHANNEL).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "token listener connection error");
-                    break;
-                }
-            }
+/// What the token listener keeps current.
+struct TokenListener {
+    cache: Arc<TokenCache>,
+    greetings: Arc<GreetingSnapshot>,
+}
+
+impl Handler for TokenListener {
+    async fn connected(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<(), tokio_postgres::Error> {
+        self.greetings.reload(client).await?;
+        self.cache.tokens.store(Some(Arc::new(load(client).await?)));
+        Ok(())
+    }
+
+    async fn notified(
+        &self,
+        client: &tokio_postgres::Client,
+        channels: &[String],
+    ) -> Result<(), tokio_postgres::Error> {
+        let changed = |channel: &str| channels.iter().any(|c| c == channel);
+        if changed(crate::greeting::CHANNEL) {
+            self.greetings.reload(client).await?;
         }
-    });
-    client
-        .batch_execute(&format!(
-            "LISTEN {CHANNEL}; LISTEN {}",
-            crate::greeting::CHANNEL
-        ))
-        .await?;
-    greetings.reload(&client).await?;
-    cache.tokens.store(Some(Arc::new(load(&client).await?)));
-    tracing::info!("token listener connected");
-    // Notifications that arrive during a reload coalesce into one further reload each.
-    while let Some(first) = rx.recv().await {
-        let (mut tokens_changed, mut greetings_changed) = (first, !first);
-        while let Ok(is_tokens) = rx.try_recv() {
-            tokens_changed |= is_tokens;
-            greetings_changed |= !is_tokens;
-        }
-        if greetings_changed {
-            greetings.reload(&client).await?;
-        }
-        if tokens_changed {
-            cache.tokens.store(Some(Arc::new(load(&client).await?)));
+        if changed(CHANNEL) {
+            self.cache.tokens.store(Some(Arc::new(load(client).await?)));
             tracing::info!("API tokens reloaded after a change notification");
         }
+        Ok(())
     }
-    driver.abort();
-    Ok(())
+
+    /// Fail closed: a revocation (or a greeting change) could be missed meanwhile.
+    fn disconnected(&self) {
+        self.cache.forget();
+        self.greetings.forget();
+    }
 }
 
 /// Write the marked last uses every few seconds (and once more at shutdown).

@@ -48,13 +48,9 @@ async fn a_long_but_guessable_password_is_refused_with_zxcvbn_feedback() {
         "{html}"
     );
     assert!(html[at..].contains("Add another word or two"), "{html}");
-    let users: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM users WHERE username = 'carol'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let users = app
+        .query_i64("SELECT count(*) FROM users WHERE username = 'carol'")
+        .await;
     assert_eq!(users, 0);
     // A password made of the username is weak for that user.
     let r = submit(
@@ -113,15 +109,6 @@ fn a_weak_bootstrap_password_fails_naming_the_variable() {
     assert!(!stderr.contains(WEAK_BUT_LONG), "never printed: {stderr}");
 }
 
-async fn user_id(app: &crate::helpers::TestApp, username: &str) -> i64 {
-    app.db()
-        .await
-        .query_one("SELECT id FROM users WHERE username = $1", &[&username])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 async fn password_hash(app: &crate::helpers::TestApp, id: i64) -> String {
     app.db()
         .await
@@ -139,14 +126,8 @@ const NEW_PASSWORD: &str = "an entirely fresh passphrase";
 async fn setting_ones_own_password_needs_the_current_one() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
-    let other_device = browser();
-    assert_eq!(
-        login_as(&app, &other_device, ADMIN, ADMIN_PASSWORD)
-            .await
-            .status(),
-        302
-    );
-    let id = user_id(&app, ADMIN).await;
+    let other_device = session_as(&app, ADMIN, ADMIN_PASSWORD).await;
+    let id = app.user_id(ADMIN).await;
     let page = format!("/admin/users/{id}/password/");
     let (_, html) = get(&app, &client, &page).await;
     assert!(html.contains(r#"name="old_password""#), "{html}");
@@ -217,7 +198,7 @@ async fn setting_ones_own_password_needs_the_current_one() {
 async fn renaming_ones_own_account_needs_the_password() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
-    let id = user_id(&app, ADMIN).await;
+    let id = app.user_id(ADMIN).await;
     let page = format!("/admin/users/{id}/");
     let fields = |password: &'static str| {
         vec![
@@ -240,10 +221,10 @@ async fn renaming_ones_own_account_needs_the_password() {
             .expect("an error");
         assert!(html[at..].contains(error), "{error}");
     }
-    assert_eq!(user_id(&app, ADMIN).await, id, "not renamed");
+    assert_eq!(app.user_id(ADMIN).await, id, "not renamed");
     let r = submit(&app, &client, &page, &page, &fields(ADMIN_PASSWORD)).await;
     assert_eq!(r.status(), 302);
-    assert_eq!(user_id(&app, "boss").await, id);
+    assert_eq!(app.user_id("boss").await, id);
     // Saving one's own account unchanged needs no password.
     let r = submit(
         &app,
@@ -564,12 +545,8 @@ async fn the_admin_shows_the_guards_refusal_as_a_form_error() {
             ),
             _ => (format!("/admin/users/{bea}/delete/"), vec![]),
         };
-        let (status, html) = get(&app, &client, &page).await;
-        assert_eq!(status, 200, "{html}");
-        let token = csrf_token(&html);
-        let mut form = fields.clone();
-        form.push(("csrf_token", &token));
-        let request = client.post(app.url(&page)).form(&form).send();
+        let url = app.url(&page);
+        let request = form_post(&client, &url, &url, &fields).await.send();
         let task = tokio::spawn(async move {
             let r = request.await.unwrap();
             let status = r.status().as_u16();
@@ -707,17 +684,12 @@ async fn the_password_change_page_lists_and_ends_other_sessions() {
     assert_eq!(get(&app, phone, "/admin/").await.0, 200, "the others stay");
 
     // Someone else's session id is not found, and stays.
-    let olga_session: i64 = app
-        .db()
-        .await
-        .query_one(
+    let olga_session = app
+        .query_i64(
             "SELECT s.id FROM admin_sessions s JOIN users u ON u.id = s.user_id
              WHERE u.username = 'olga'",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     let r = laptop
         .post(app.url(&format!("/admin/sessions/{olga_session}/end/")))
         .form(&[("csrf_token", token.as_str())])

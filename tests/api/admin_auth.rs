@@ -152,13 +152,7 @@ async fn every_admin_url_redirects_to_login_when_logged_out() {
         location(&r),
         "/admin/login/?next=%2Fadmin%2Fgreetings%2Fadd%2F"
     );
-    let count: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM greetings", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count = app.query_i64("SELECT count(*) FROM greetings").await;
     assert_eq!(count, 1);
     // Without the trailing slash: first the slash, then the login.
     let r = client.get(app.url("/admin")).send().await.unwrap();
@@ -257,13 +251,7 @@ async fn logout_is_a_post_with_csrf_and_ends_the_session() {
     let html = follow(&app, &client, &r).await;
     assert!(html.contains("You have been logged out."));
     assert_eq!(get(&app, &client, "/admin/").await.0, 302);
-    let sessions: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM admin_sessions", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let sessions = app.query_i64("SELECT count(*) FROM admin_sessions").await;
     assert_eq!(sessions, 0);
     let actions = audit_actions(&app).await;
     assert_eq!(
@@ -540,41 +528,18 @@ async fn posts_without_a_valid_csrf_token_are_403() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let count: i64 = app
-        .db()
-        .await
-        .query_one(
-            "SELECT count(*) FROM greetings WHERE message = 'forged'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let count = app
+        .query_i64("SELECT count(*) FROM greetings WHERE message = 'forged'")
+        .await;
     assert_eq!(count, 0);
     app.shutdown().await;
-}
-
-async fn logged_in_admin_named(app: &crate::helpers::TestApp, name: &str) -> reqwest::Client {
-    app.create_user(name, ADMIN_PASSWORD, true, true).await;
-    let client = browser();
-    assert_eq!(
-        login_as(app, &client, name, ADMIN_PASSWORD).await.status(),
-        302
-    );
-    client
 }
 
 #[tokio::test]
 async fn password_change_validates_and_ends_other_sessions() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
-    let other_device = browser();
-    assert_eq!(
-        login_as(&app, &other_device, ADMIN, ADMIN_PASSWORD)
-            .await
-            .status(),
-        302
-    );
+    let other_device = session_as(&app, ADMIN, ADMIN_PASSWORD).await;
 
     let (status, html) = get(&app, &client, "/admin/password_change/").await;
     assert_eq!(status, 200);

@@ -110,16 +110,11 @@ async fn the_audit_log_records_changes_filters_and_is_read_only() {
     );
 
     // Details show who, when, from where, and the before/after summary.
-    let id: i64 = app
-        .db()
-        .await
-        .query_one(
+    let id = app
+        .query_i64(
             "SELECT id FROM admin_audit_log WHERE action = 'create' AND object_type = 'user'",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     let (status, html) = get(&app, &client, &format!("/admin/audit/{id}/")).await;
     assert_eq!(status, 200);
     assert!(html.contains("127.0.0.1"));

@@ -37,17 +37,29 @@ pub async fn submit(
     action: &str,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
-    let (status, html) = get(app, client, form_page).await;
-    assert_eq!(status, 200, "GET {form_page}: {html}");
-    let token = csrf_token(&html);
-    let mut form: Vec<(&str, &str)> = fields.to_vec();
-    form.push(("csrf_token", &token));
-    client
-        .post(app.url(action))
-        .form(&form)
+    form_post(client, &app.url(form_page), &app.url(action), fields)
+        .await
         .send()
         .await
         .unwrap()
+}
+
+/// GET the form at `form_url` and build the POST of `fields` plus its CSRF token to
+/// `action_url`, for the caller to send (after adding headers, if it likes).
+pub async fn form_post(
+    client: &reqwest::Client,
+    form_url: &str,
+    action_url: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let r = client.get(form_url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let html = r.text().await.unwrap();
+    assert_eq!(status, 200, "GET {form_url}: {html}");
+    let token = csrf_token(&html);
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.push(("csrf_token", &token));
+    client.post(action_url).form(&form)
 }
 
 /// Log in through the form; returns the POST's response (302 on success).
@@ -67,13 +79,23 @@ pub async fn login_as(
     .await
 }
 
-/// A superuser `admin` and a client logged in as them.
-pub async fn logged_in_admin(app: &TestApp) -> reqwest::Client {
-    app.create_user(ADMIN, ADMIN_PASSWORD, true, true).await;
+/// A fresh client logged in as an existing user (a second device, say).
+pub async fn session_as(app: &TestApp, username: &str, password: &str) -> reqwest::Client {
     let client = browser();
-    let r = login_as(app, &client, ADMIN, ADMIN_PASSWORD).await;
+    let r = login_as(app, &client, username, password).await;
     assert_eq!(r.status(), 302, "login failed");
     client
+}
+
+/// A superuser `name` (password `ADMIN_PASSWORD`) and a client logged in as them.
+pub async fn logged_in_admin_named(app: &TestApp, name: &str) -> reqwest::Client {
+    app.create_user(name, ADMIN_PASSWORD, true, true).await;
+    session_as(app, name, ADMIN_PASSWORD).await
+}
+
+/// A superuser `admin` and a client logged in as them.
+pub async fn logged_in_admin(app: &TestApp) -> reqwest::Client {
+    logged_in_admin_named(app, ADMIN).await
 }
 
 pub fn location(r: &reqwest::Response) -> &str {

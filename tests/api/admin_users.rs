@@ -17,15 +17,6 @@ async fn insert_users(app: &TestApp, names: &[&str]) {
     }
 }
 
-async fn user_id(app: &TestApp, name: &str) -> i64 {
-    app.db()
-        .await
-        .query_one("SELECT id FROM users WHERE username = $1", &[&name])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 /// The usernames in a list page, in order.
 fn listed(html: &str) -> Vec<String> {
     html.split(r#"<th scope="row"><a href="/admin/users/"#)
@@ -165,7 +156,7 @@ async fn adding_a_user_validates_the_form() {
     )
     .await;
     assert_eq!(r.status(), 302);
-    let id = user_id(&app, "carol").await;
+    let id = app.user_id("carol").await;
     assert_eq!(location(&r), format!("/admin/users/{id}/"));
     let html = follow(&app, &client, &r).await;
     assert!(html.contains("The user “carol” was added successfully."));
@@ -299,7 +290,7 @@ async fn changing_flags_lets_a_user_log_in_and_is_audited() {
 async fn nobody_can_lock_themself_out() {
     let app = spawn_app().await;
     let client = logged_in_admin(&app).await;
-    let me = user_id(&app, ADMIN).await;
+    let me = app.user_id(ADMIN).await;
     let page = format!("/admin/users/{me}/");
     let (_, html) = get(&app, &client, &page).await;
     assert!(html.contains("This is your own account"));

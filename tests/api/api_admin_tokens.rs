@@ -67,13 +67,9 @@ async fn create_show_once_list_and_revoke_a_token_in_the_admin() {
         "but its first characters, to tell it apart"
     );
 
-    let id: i64 = app
-        .db()
-        .await
-        .query_one("SELECT id FROM api_tokens WHERE name = 'deploy bot'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let id = app
+        .query_i64("SELECT id FROM api_tokens WHERE name = 'deploy bot'")
+        .await;
     let revoked = submit(
         &app,
         &admin,
@@ -167,13 +163,7 @@ async fn staff_see_and_revoke_only_their_own_tokens_superusers_all() {
     assert!(all.contains("admin&#x27;s token") || all.contains("admin's token"));
     assert!(all.contains("staffer&#x27;s token") || all.contains("staffer's token"));
 
-    let admins_token: i64 = app
-        .db()
-        .await
-        .query_one("SELECT t.id FROM api_tokens t JOIN users u ON u.id = t.owner_id WHERE u.username = 'admin'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let admins_token = app.query_i64("SELECT t.id FROM api_tokens t JOIN users u ON u.id = t.owner_id WHERE u.username = 'admin'").await;
     let refused = submit(
         &app,
         &staffer,
@@ -237,13 +227,7 @@ async fn the_form_refuses_a_missing_name_scope_or_expiry_and_needs_csrf() {
         .await
         .unwrap();
     assert_eq!(no_csrf.status(), 403);
-    let count: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM api_tokens", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count = app.query_i64("SELECT count(*) FROM api_tokens").await;
     assert_eq!(count, 0);
     // Logged out: to the login page.
     let anonymous = browser().get(app.url(PAGE)).send().await.unwrap();

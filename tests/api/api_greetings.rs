@@ -294,13 +294,7 @@ async fn bad_bodies_get_413_415_422_and_change_nothing() {
         assert_eq!(&answer, b"HTTP/1.1 413");
     }
 
-    let count: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM greetings", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count = app.query_i64("SELECT count(*) FROM greetings").await;
     assert_eq!(count, 2, "only the valid greeting was stored");
     app.shutdown().await;
 }
@@ -411,13 +405,7 @@ async fn every_write_is_an_audit_entry_naming_the_token_and_its_owner() {
         )
         .await
         .unwrap();
-    let owner_id: i64 = app
-        .db()
-        .await
-        .query_one("SELECT id FROM users WHERE username = $1", &[&OWNER])
-        .await
-        .unwrap()
-        .get(0);
+    let owner_id = app.user_id(OWNER).await;
     let actions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(
         actions,
@@ -441,16 +429,9 @@ async fn every_write_is_an_audit_entry_naming_the_token_and_its_owner() {
 
     // The admin's audit page says which token made the change.
     let admin = crate::admin_support::logged_in_admin(&app).await;
-    let entry: i64 = app
-        .db()
-        .await
-        .query_one(
-            "SELECT min(id) FROM admin_audit_log WHERE api_token_id IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let entry = app
+        .query_i64("SELECT min(id) FROM admin_audit_log WHERE api_token_id IS NOT NULL")
+        .await;
     let (status, html) =
         crate::admin_support::get(&app, &admin, &format!("/admin/audit/{entry}/")).await;
     assert_eq!(status, 200);

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::api_support::*;
-use crate::helpers::wait_for;
+use crate::helpers::{kill_connections, wait_for};
 
 const LIST: &str = "/api/v1/greetings";
 
@@ -305,16 +305,7 @@ async fn without_its_listener_a_replica_fails_closed_then_recovers() {
         ))
         .await
         .unwrap();
-    let killed: i64 = db
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = 'greeter-token-listener'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1);
+    assert_eq!(kill_connections(&db, "greeter-token-listener").await, 1);
     wait_for(
         "the API to fail closed",
         Duration::from_secs(10),

@@ -121,6 +121,21 @@ impl TestApp {
             .expect("connect to the test database")
     }
 
+    /// The one `bigint` that `sql` (without parameters) selects, e.g. a `count(*)`.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        self.db().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    /// The id of the user named `username`.
+    pub async fn user_id(&self, username: &str) -> i64 {
+        self.db()
+            .await
+            .query_one("SELECT id FROM users WHERE username = $1", &[&username])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// Insert a user with a known password.
     pub async fn create_user(
         &self,
@@ -167,6 +182,19 @@ where
         assert!(started.elapsed() < timeout, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Terminate this database's connections named `application_name` from the server side,
+/// as a failover would; returns how many there were.
+pub async fn kill_connections(db: &tokio_postgres::Client, application_name: &str) -> i64 {
+    db.query_one(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1",
+        &[&application_name],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
 
 /// Environment for running the real `greeter` binary against `db_name`.

@@ -1,35 +1,26 @@
 //! The logs of the real binary: every line of a request carries its request id (JSON:
 //! under "span"), and pretty logs written to a pipe are plain text.
 
-use crate::admin_support::{browser, csrf_token};
+use crate::admin_support::{browser, form_post};
 use crate::helpers::{ServerProcess, wait_for};
 use crate::postgres::{self, TEMPLATE_DB};
 
 /// POST a login with `request_id`; returns the status.
 async fn login(address: std::net::SocketAddr, request_id: &str) -> u16 {
-    let client = browser();
-    let page = client
-        .get(format!("http://{address}/admin/login/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = csrf_token(&page);
-    client
-        .post(format!("http://{address}/admin/login/"))
-        .header("X-Request-Id", request_id)
-        .form(&[
-            ("username", "nobody"),
-            ("password", "not the password"),
-            ("csrf_token", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let url = format!("http://{address}/admin/login/");
+    form_post(
+        &browser(),
+        &url,
+        &url,
+        &[("username", "nobody"), ("password", "not the password")],
+    )
+    .await
+    .header("X-Request-Id", request_id)
+    .send()
+    .await
+    .unwrap()
+    .status()
+    .as_u16()
 }
 
 #[tokio::test]

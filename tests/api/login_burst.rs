@@ -12,38 +12,15 @@ use crate::helpers::spawn_app_with;
 
 /// Each client gets a fresh CSRF cookie and token first, then all POSTs go at once.
 async fn burst(app: &crate::helpers::TestApp, attempts: &[(&str, &str)]) -> Vec<u16> {
+    let url = app.url("/admin/login/");
     let mut prepared = Vec::new();
     for (username, password) in attempts {
-        let client = browser();
-        let (status, html) = get(app, &client, "/admin/login/").await;
-        assert_eq!(status, 200);
-        prepared.push((
-            client,
-            csrf_token(&html),
-            username.to_string(),
-            password.to_string(),
-        ));
+        let fields = [("username", *username), ("password", *password)];
+        prepared.push(form_post(&browser(), &url, &url, &fields).await);
     }
-    let url = app.url("/admin/login/");
     let tasks: Vec<_> = prepared
         .into_iter()
-        .map(|(client, token, username, password)| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                client
-                    .post(&url)
-                    .form(&[
-                        ("username", username.as_str()),
-                        ("password", password.as_str()),
-                        ("csrf_token", token.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
-        })
+        .map(|post| tokio::spawn(async move { post.send().await.unwrap().status().as_u16() }))
         .collect();
     let mut statuses = Vec::new();
     for t in tasks {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{spawn_app, spawn_app_on, wait_for};
+use crate::helpers::{kill_connections, spawn_app, spawn_app_on, wait_for};
 
 #[tokio::test]
 async fn two_replicas_see_a_change_within_a_second() {
@@ -40,16 +40,7 @@ async fn the_listener_reconnects_after_losing_its_connection() {
     let app = spawn_app().await;
     let db = app.db().await;
     // Kill the LISTEN connection from the server side, as a failover would.
-    let killed: i64 = db
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = 'greeter-listener'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1);
+    assert_eq!(kill_connections(&db, "greeter-listener").await, 1);
     db.execute(
         "UPDATE greetings SET message = 'After reconnect' WHERE is_active",
         &[],

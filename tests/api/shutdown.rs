@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-use crate::admin_support::{ADMIN_PASSWORD, browser, csrf_token};
+use crate::admin_support::{ADMIN_PASSWORD, browser, form_post};
 use crate::helpers::{ServerProcess, wait_for};
 use crate::postgres::{self, TEMPLATE_DB};
 
@@ -30,25 +30,17 @@ async fn an_in_flight_request_completes_after_sigterm() {
         .await
         .unwrap();
     let browser = browser();
-    let login = browser
-        .get(format!("http://{address}/admin/login/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = csrf_token(&login);
-    let logged_in = browser
-        .post(format!("http://{address}/admin/login/"))
-        .form(&[
-            ("username", "admin"),
-            ("password", ADMIN_PASSWORD),
-            ("csrf_token", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let login = format!("http://{address}/admin/login/");
+    let logged_in = form_post(
+        &browser,
+        &login,
+        &login,
+        &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+    )
+    .await
+    .send()
+    .await
+    .unwrap();
     assert_eq!(logged_in.status(), 302, "login");
     let lock = blocker.transaction().await.unwrap();
     lock.batch_execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
