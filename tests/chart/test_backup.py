@@ -98,3 +98,70 @@ def test_notes_tell_how_to_back_up_and_restore():
     assert "CronJob greeter-backups" in notes and "nix run .#backup" in notes and "nix run .#restore" in notes
     assert "nix run .#backup" not in render_raw("production")["greeter/templates/NOTES.txt"], "external: no CronJob"
     assert "CloudNativePG Cluster greeter-db" in render_raw("cloudnativepg")["greeter/templates/NOTES.txt"]
+
+
+def helm_waits_on(obj) -> bool:
+    """`helm upgrade --install --wait --wait-for-jobs` waits for the release's
+    Deployments/StatefulSets to be ready and its ordinary Jobs to complete; hook Jobs run
+    outside that wait (and a CronJob's pods only come at its schedule)."""
+    if obj["kind"] in ("Deployment", "StatefulSet"):
+        return True
+    return obj["kind"] == "Job" and "helm.sh/hook" not in obj["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("value_set", ["defaults", "production", "staging", "cloudnativepg"])
+def test_every_pvc_is_mounted_by_something_helm_waits_on(value_set):
+    """A standalone PVC under a WaitForFirstConsumer StorageClass (kind's "standard",
+    kind pkg/build/nodeimage/const_storage.go) binds only when a pod that mounts it is
+    scheduled, and `--wait` waits for every PVC to be Bound: a PVC mounted only by a
+    CronJob kept the first `nix run .#deploy` waiting until the Helm timeout."""
+    objects = render(value_set)
+    mounted = {
+        v["persistentVolumeClaim"]["claimName"]
+        for obj in objects
+        if helm_waits_on(obj)
+        for v in pod_spec(obj).get("volumes", [])
+        if "persistentVolumeClaim" in v
+    }
+    for pvc in find(objects, "PersistentVolumeClaim"):
+        assert pvc["metadata"]["name"] in mounted, f"PVC {pvc['metadata']['name']} would stay Pending under --wait"
+
+
+def backups_check(objects):
+    (job,) = [j for j in find(objects, "Job") if j["metadata"]["name"].startswith("greeter-backups-check-")]
+    return job
+
+
+def test_backups_check_job_writes_to_the_pvc_restricted_without_network():
+    objects = render("defaults", revision=4)
+    job = backups_check(objects)
+    assert job["metadata"]["name"] == "greeter-backups-check-4", "one Job per revision (the pod template is immutable)"
+    assert "helm.sh/hook" not in job["metadata"]["annotations"], "a hook is outside --wait-for-jobs"
+    pvc = one(objects, "PersistentVolumeClaim", "greeter-backups")
+    assert "helm.sh/hook" not in pvc["metadata"]["annotations"], "before-hook-creation would delete the backups"
+    spec = pod_spec(job)
+    (c,) = spec["containers"]
+    assert c["image"] == pod_spec(cronjob(objects))["containers"][0]["image"], "the backup image has a shell"
+    assert "test -w /backups" in c["command"][-1]
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["backups"] == "/backups"
+    assert {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in spec["volumes"]}["backups"] == "greeter-backups"
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["fsGroup"] == 65532
+    assert spec["automountServiceAccountToken"] is False and spec["restartPolicy"] == "Never"
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert c["resources"]["limits"] and job["spec"]["activeDeadlineSeconds"] > 0
+    # Network: the default-deny selects its pod, and no other policy does.
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    selecting = [p["metadata"]["name"] for p in find(objects, "NetworkPolicy")
+                 if p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()]
+    assert selecting == ["greeter-default-deny"]
+    for p in find(objects, "NetworkPolicy"):
+        for rule in p["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                sel = peer.get("podSelector", {}).get("matchLabels")
+                assert not sel or not sel.items() <= labels.items(), f"{p['metadata']['name']} lets it in"
+
+
+def test_no_backups_check_job_when_backups_are_off(chart):
+    assert not [j for j in find(render_values(chart, {"backup": {"enabled": False}}), "Job")
+                if j["metadata"]["name"].startswith("greeter-backups-check")]
