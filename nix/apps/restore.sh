@@ -65,7 +65,7 @@ else
 fi
 [[ -n $pod && -n $db && -n $owner ]] || die "could not work out the database pod, name and owner in namespace $namespace"
 
-psql_in_pod() { k exec -i "$pod" -c "$container" -- psql -X -qAt -v ON_ERROR_STOP=1 -U "$superuser" -d "$db" "$@"; }
+psql_in_pod() { k exec "$pod" -c "$container" -- psql -X -qAt -v ON_ERROR_STOP=1 -U "$superuser" -d "$db" "$@"; }
 
 # 1. What is there now.
 current=$(psql_in_pod -c "SELECT
@@ -113,20 +113,30 @@ fi
 # older dump would leave newer tables (and their foreign keys) behind; dropping the
 # schema gives exactly the dump. --no-owner/--no-privileges + SET ROLE: the objects
 # belong to the application owner, as the migrations made them.
+# psql's exit status alone does not prove the restore: if pg_restore dies inside
+# `COPY ... FROM stdin`, psql reads the guard line as one more row of data and, at the
+# end of its input, ends the COPY and exits 0 (nothing committed). So after COMMIT psql
+# prints a marker, and only a last line equal to it counts as restored. (No pipefail:
+# the Debian postgres images' sh is dash.)
 # shellcheck disable=SC2016 # expanded by the pod's shell
 in_pod='set -eu
 owner=$1
-{
+marker="greeter-restore: committed"
+out=$({
   echo "BEGIN;"
   printf "SET ROLE \"%s\";\n" "$owner"
   echo "DROP SCHEMA IF EXISTS public CASCADE;"
   echo "CREATE SCHEMA public;"
   if pg_restore --no-owner --no-privileges --exit-on-error --file=-; then
     echo "COMMIT;"
+    echo "SELECT '"'"'$marker'"'"';"
   else
+    echo "pg_restore failed: nothing was changed" >&2
     echo "DO \$\$ BEGIN RAISE EXCEPTION '"'"'pg_restore failed: nothing was changed'"'"'; END \$\$;"
   fi
-} | psql -X -q -v ON_ERROR_STOP=1 -U "$2" -d "$3" >/dev/null'
+} | psql -X -qAt -v ON_ERROR_STOP=1 -U "$2" -d "$3")
+[ "${out##*
+}" = "$marker" ] || { echo "the restore was not committed" >&2; exit 1; }'
 say "restoring $file into '$db' in one transaction"
 k exec -i "$pod" -c "$container" -- sh -c "$in_pod" restore "$owner" "$superuser" "$db" <"$file" >&2 \
   || die "the restore failed and was rolled back: the database is as it was before"

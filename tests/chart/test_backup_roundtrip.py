@@ -349,3 +349,33 @@ def test_a_broken_dump_changes_nothing_and_the_app_comes_back(world, postgres, t
     assert (d / "replicas").read_text().strip() == "2"
     for url in app_urls(world):
         assert http_get(url + "/")[0] == 200
+
+
+def test_a_dump_cut_in_the_rows_of_a_one_column_table_fails_the_restore(world, postgres, tmp_path):  # noqa: F811
+    """pg_restore dies inside `COPY ... FROM stdin`: psql then reads the script's failure
+    guard as one more row, which a single text column accepts, and at EOF ends the COPY
+    and exits 0 (the uncommitted transaction is rolled back). The restore must still fail
+    and say so, not report a restore that never happened."""
+    d = world["dir"]
+    q(postgres, "DROP DATABASE IF EXISTS cutsrc")
+    q(postgres, "CREATE DATABASE cutsrc")
+    q(postgres, "CREATE TABLE notes (line text); "
+                "INSERT INTO notes SELECT 'row ' || i || ' ' || repeat('x', 40) FROM generate_series(1, 20000) i", db="cutsrc")
+    cmd = list(postgres["psql"])
+    args = [*cmd[cmd.index("-h"):cmd.index("-U") + 2], "-d", "cutsrc"]
+    dump = tmp_path / "full.dump"
+    subprocess.run([str(Path(cmd[0]).with_name("pg_dump")), *args, "--format=custom", "--compress=0", f"--file={dump}"],
+                   check=True, env=postgres["env"], timeout=120)
+    data = dump.read_bytes()
+    cut = data.index(b"row 10000 ") + 5  # uncompressed: the cut is in the middle of a row
+    broken = tmp_path / "cut-in-rows.dump"
+    broken.write_bytes(data[:cut])
+    before = fingerprint(postgres)
+
+    (d / "replicas").write_text("2")
+    result = run_app(world, "restore.sh", "--yes", str(broken))
+    assert result.returncode != 0, result.stderr
+    assert "the restore failed and was rolled back" in result.stderr, result.stderr
+    assert "scaling deployment/greeter back to 2" in result.stderr
+    assert fingerprint(postgres) == before, "a failed restore changed the database"
+    assert "notes" not in fingerprint(postgres)
