@@ -35,12 +35,17 @@ for ((waited = 0; waited < timeout; waited += 2)); do
   [[ $state == *Complete* || $state == *Failed* ]] && break
   sleep 2
 done
-logs=$(k logs "job/$job" 2>&1) || logs="(no logs: $logs)"
+# Every pod of the Job: `kubectl logs job/X` reads just one of them, which after a
+# failed try may be the failed pod. (--tail=-1: with a selector kubectl shows only the
+# last 10 lines of each pod by default.)
+logs=$(k logs -l "job-name=$job" --tail=-1 2>&1) || logs="(no logs: $logs)"
 if [[ $state != *Complete* ]]; then
   printf '%s\n' "$logs" | sed 's/^/  | /' >&2
   die "the backup Job $job did not complete (${state:-still running after ${timeout}s}); its log is above (kubectl -n $namespace describe job $job)"
 fi
-file=$(sed -n 's|^backup: wrote .*/\(greeter-[^/ ]*\.dump\) .*|\1|p' <<<"$logs" | tail -n 1)
+# (A try that wrote its file but then failed, e.g. in the rotation, leaves a complete
+# dump too; the names sort by time, so this takes the newest.)
+file=$(sed -n 's|^backup: wrote .*/\(greeter-[^/ ]*\.dump\) .*|\1|p' <<<"$logs" | sort | tail -n 1)
 [[ -n $file ]] || die "the backup Job $job completed but did not say which file it wrote; its log: $logs"
 say "the Job wrote $file into the PVC $cronjob"
 
@@ -49,7 +54,13 @@ say "the Job wrote $file into the PVC $cronjob"
 image=$(k get cronjob "$cronjob" -o jsonpath='{.spec.jobTemplate.spec.template.spec.containers[0].image}') \
   || die "could not read the image of cronjob/$cronjob"
 reader=$cronjob-read-$(date -u +%H%M%S)
-cleanup() { k delete pod "$reader" --ignore-not-found --wait=false >/dev/null 2>&1 || true; }
+dest=
+# On any exit: the reader pod goes, and so does a half-copied file (a *.partial never
+# stays in the backups directory).
+cleanup() {
+  [[ -z $dest ]] || rm -f "$dest.partial"
+  k delete pod "$reader" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 k apply -f - >&2 <<POD || die "could not create the pod $reader that reads the backup PVC"
 apiVersion: v1
@@ -99,7 +110,7 @@ k exec "$reader" -- cat "/backups/$file" >"$dest.partial" || die "could not copy
 expected=$(k exec "$reader" -- wc -c "/backups/$file") || die "could not read the size of /backups/$file"
 expected=${expected%% *}
 size=$(wc -c <"$dest.partial" | tr -d ' ')
-[[ $size == "$expected" ]] || die "copied $size bytes of /backups/$file but it has $expected; $dest.partial is incomplete"
+[[ $size == "$expected" ]] || die "copied $size bytes of /backups/$file but it has $expected; the incomplete copy was removed"
 mv "$dest.partial" "$dest"
 k delete job "$job" --wait=false >/dev/null 2>&1 || warn "could not delete the finished Job $job"
 

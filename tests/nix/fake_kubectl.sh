@@ -7,14 +7,16 @@
 #   pg.env            PGHOST=... PGPORT=... PGPASSWORD=...: the test PostgreSQL, which
 #                     `kubectl exec` into the database pod reaches: the pod's command
 #                     (pg_restore, psql, sh -c ...) runs HERE, for real, against it
-#   cronjob.sh/.env   the backup CronJob's script and env (create job --from=cronjob/)
+#   cronjob.sh/.env   the backup CronJob's script and env (create job --from=cronjob/);
+#   cronjob.backoff   its backoffLimit (default 1): a failed pod is retried that often
 #   pvc/              the backup PVC (its BACKUP_DIR)
 #   migrate-job.json  the release's migrate Job (get job -o json)
 #   replicas          the Deployment's spec.replicas
 #   hooks/scale N     run after `scale deployment`; hooks/migrate JSON after `create -f -`
 #                     (prints Complete or Failed); they start/stop the real binaries
 #   app-pods          the names of the running app pods; app-url.<pod> their base URL
-# FAKE_FAIL="step ..." makes a step fail (steps: create-job, exec-restore, migrate, scale-up).
+# FAKE_FAIL="step ..." makes a step fail (steps: create-job, exec-restore, migrate, scale-up,
+# copy: the reader pod's cat breaks off).
 set -euo pipefail
 d=$FAKE_DIR
 printf 'kubectl %s\n' "$*" >>"$d/log"
@@ -45,18 +47,31 @@ case "$1 ${2:-}" in
     fails create-job
     job=$3
     mkdir -p "$d/jobs" "$d/pvc"
-    # The Job's pod: the CronJob's script with exactly its env (plus the PVC's path here).
+    # The Job's pods: the CronJob's script with exactly its env (plus the PVC's path
+    # here), retried like backoffLimit (cronjob.backoff, default the chart's 1): one log
+    # per pod, jobs/$job.pod-N.log.
     read -r -a job_env <"$d/cronjob.env" || true
-    if env -i PATH="$PATH" "${job_env[@]}" BACKUP_DIR="$d/pvc" sh -c "$(cat "$d/cronjob.sh")" >"$d/jobs/$job.log" 2>&1; then
-      echo "Complete " >"$d/jobs/$job.state"
-    else
-      echo "Failed " >"$d/jobs/$job.state"
-    fi
+    echo "Failed " >"$d/jobs/$job.state"
+    for ((try = 0; try <= $(cat "$d/cronjob.backoff" 2>/dev/null || echo 1); try++)); do
+      if env -i PATH="$PATH" "${job_env[@]}" BACKUP_DIR="$d/pvc" sh -c "$(cat "$d/cronjob.sh")" >"$d/jobs/$job.pod-$try.log" 2>&1; then
+        echo "Complete " >"$d/jobs/$job.state"
+        break
+      fi
+    done
     echo "job.batch/$job created" ;;
   "get job")
     if has -ojson "$@" || [[ " $* " == *" -o json "* ]]; then cat "$d/migrate-job.json"; else cat "$d/jobs/$3.state"; fi ;;
   "get jobs") echo "greeter-migrate-1" ;;
-  "logs job/"*) cat "$d/jobs/${2#job/}.log" ;;
+  # job/NAME: like kubectl, ONE of the Job's pods (here the first, a failed try if there
+  # was one); -l job-name=NAME: every pod's log (kubectl's default --tail=10 with a
+  # selector is modelled too).
+  "logs job/"*) cat "$d/jobs/${2#job/}.pod-0.log" ;;
+  "logs -l")
+    job=${3#job-name=}
+    [[ $job != "$3" ]] || { echo "fake kubectl: logs -l $3: only job-name= is played" >&2; exit 2; }
+    for f in "$d/jobs/$job".pod-*.log; do
+      if has --tail=-1 "$@"; then cat "$f"; else tail -n 10 "$f"; fi
+    done ;;
   "apply -f") cat >"$d/applied.yaml" ;;
   "wait --for=condition=Ready") ;;
   "wait --for=delete") ;;
@@ -103,7 +118,10 @@ case "$1 ${2:-}" in
       file=${!#}
       path=$d/pvc/${file#/backups/}
       case $1 in
-        cat) cat "$path" ;;
+        cat)
+          # FAKE_FAIL=copy: the stream breaks after a few bytes.
+          if [[ " ${FAKE_FAIL:-} " == *" copy "* ]]; then head -c 3 "$path"; echo "fake kubectl: copy fails (FAKE_FAIL)" >&2; exit 1; fi
+          cat "$path" ;;
         wc) printf '%s %s\n' "$(wc -c <"$path" | tr -d ' ')" "$file" ;;
       esac
     else

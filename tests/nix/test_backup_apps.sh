@@ -111,6 +111,38 @@ backup_copies_and_checks_the_size() {
     && grep -q ' delete pod greeter-backups-read-' "$FAKE_DIR/log" || { cat "$out"; calls; return 1; }
 }
 
+backup_reads_the_pod_that_wrote_after_a_failed_try() {
+  # The first pod fails (after some noise), the retry writes the dump; `kubectl logs
+  # job/X` would read only one pod (maybe the failed one) and a selector only its last
+  # 10 lines without --tail=-1.
+  # shellcheck disable=SC2016 # expanded by the fake Job's shell
+  world 'if [ ! -e "$BACKUP_DIR/.tried" ]; then : >"$BACKUP_DIR/.tried"; echo "backup: FAILED: pg_dump exited with status 1" >&2; exit 1; fi
+f="$BACKUP_DIR/greeter-20260102T030000Z.dump"; printf "PGDMP-data" >"$f"; echo "backup: wrote /backups/${f##*/} (10 bytes)"
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo "backup: removed /backups/old-$i.dump"; done'
+  run "$tmp/backup"
+  local status=$? pods=("$FAKE_DIR"/jobs/*.pod-*.log)
+  ((status == 0)) && [[ $(cat "$tmp/work/backups/greeter-20260102T030000Z.dump") == PGDMP-data ]] \
+    && ((${#pods[@]} == 2)) \
+    && grep -q ' logs -l job-name=greeter-backups-now-[0-9]* ' "$FAKE_DIR/log" || { cat "$out"; calls; return 1; }
+}
+
+backup_failed_copy_leaves_no_partial_file() {
+  # shellcheck disable=SC2016 # expanded by the fake Job's shell
+  world 'f="$BACKUP_DIR/greeter-20260102T030000Z.dump"; printf "PGDMP-data" >"$f"; echo "backup: wrote /backups/${f##*/} (10 bytes)"'
+  ! FAKE_FAIL=copy run "$tmp/backup" && grep -q 'could not copy /backups/greeter-20260102T030000Z.dump' "$out" \
+    && [[ -d $tmp/work/backups && -z $(ls -A "$tmp/work/backups") ]] \
+    && grep -q ' delete pod greeter-backups-read-' "$FAKE_DIR/log" || { cat "$out"; ls -la "$tmp/work/backups"; return 1; }
+}
+
+restore_streams_stdin_only_into_the_restore() {
+  world
+  FAKE_FAIL=exec-restore run "$tmp/restore" --yes good.dump
+  # psql -c reads no stdin: no -i (which would tie up or consume the caller's stdin).
+  grep -q ' exec greeter-postgresql-0 -c postgresql -- psql .* -c ' "$FAKE_DIR/log" \
+    && ! grep -q ' exec -i [^ ]* -c postgresql -- psql' "$FAKE_DIR/log" \
+    && grep -q ' exec -i greeter-postgresql-0 -c postgresql -- sh -c ' "$FAKE_DIR/log" || { cat "$out"; calls; return 1; }
+}
+
 check "restore: no FILE or a missing one is refused before anything changes" restore_needs_a_file
 check "restore: a file that is not a custom-format dump is refused" restore_refuses_a_non_dump
 check "restore: without --yes and no terminal it shows the plan and stops" restore_asks_and_does_not_guess
@@ -119,6 +151,9 @@ check "restore: no bundled or CloudNativePG database is a clear error" restore_w
 check "backup: no CronJob is a clear error" backup_without_cronjob
 check "backup: a failed Job fails the app and shows the Job's log" backup_job_failure_shows_its_log
 check "backup: the file is copied out, its size checked, the reader pod deleted" backup_copies_and_checks_the_size
+check "backup: after a failed try, the file is found in the log of the pod that wrote it" backup_reads_the_pod_that_wrote_after_a_failed_try
+check "backup: a failed copy leaves no .partial file behind" backup_failed_copy_leaves_no_partial_file
+check "restore: only the streaming restore gets stdin (exec -i); psql -c does not" restore_streams_stdin_only_into_the_restore
 
 echo "test_backup_apps: $passed passed, $failed failed"
 [[ $failed == 0 ]]
