@@ -33,10 +33,11 @@ impl Application {
         let settings = Arc::new(settings);
         let pool = crate::db::build_pool(&settings.database);
         let admin = Arc::new(AdminState::new(settings.clone(), pool.clone()));
+        let api = Arc::new(crate::api::ApiState::new(settings.clone(), pool.clone()));
         Ok(Self {
             http,
             metrics,
-            state: AppState::new(settings, pool, admin),
+            state: AppState::new(settings, pool, admin, api),
         })
     }
 
@@ -70,7 +71,10 @@ impl Application {
             state.greeting.clone(),
             stop_rx.clone(),
         ));
-        let api = tokio::spawn(crate::api::run_background(state.clone(), stop_rx.clone()));
+        let api = tokio::spawn(crate::api::run_background(
+            state.api.clone(),
+            stop_rx.clone(),
+        ));
         tracing::info!(
             http = %http.local_addr()?,
             metrics = %metrics.local_addr()?,

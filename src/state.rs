@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use warp::Filter;
 
 use crate::admin::AdminState;
+use crate::api::ApiState;
 use crate::config::Settings;
 use crate::greeting::GreetingCache;
 
@@ -18,14 +19,19 @@ pub struct AppState {
     /// The admin's own state: templates, keys and security policy.
     pub admin: Arc<AdminState>,
     /// The API's token cache, greeting snapshot, rate limiter and OpenAPI document.
-    pub api: Arc<crate::api::ApiState>,
+    pub api: Arc<ApiState>,
     draining: Arc<AtomicBool>,
 }
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, pool: Pool, admin: Arc<AdminState>) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        pool: Pool,
+        admin: Arc<AdminState>,
+        api: Arc<ApiState>,
+    ) -> Self {
         Self {
-            api: Arc::new(crate::api::ApiState::new(settings.network.api_rate_limit)),
+            api,
             settings,
             pool,
             greeting: Arc::new(GreetingCache::default()),

@@ -9,6 +9,7 @@
 //! reloaded. Last-use times are marked in memory at most once a minute per token and
 //! written in one batched UPDATE every few seconds.
 
+pub use super::problem::AuthError;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -45,20 +46,6 @@ pub struct TokenRecord {
     hash: TokenHash,
     /// Unix seconds of the last use marked for writing.
     marked_at: AtomicI64,
-}
-
-/// Why a request's credentials are refused (all answered 401, except `Unavailable`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthError {
-    /// No `Authorization` header.
-    Missing,
-    /// Not `Bearer grt_…` of the right length and alphabet.
-    Malformed,
-    /// Unknown, revoked, or its owner is no longer an active admin user.
-    Invalid,
-    Expired,
-    /// The token list is not loaded (start-up, or the LISTEN connection is lost).
-    Unavailable,
 }
 
 #[derive(Default)]

@@ -12,26 +12,13 @@ use utoipa::{IntoParams, ToSchema};
 use warp::reply::Response;
 
 use super::problem::{ApiProblem, FieldError, Problem};
-use super::snapshot::GreetingSnapshot;
+pub use super::snapshot::Greeting;
+use super::snapshot::{GreetingSnapshot, row, select};
 use crate::admin::audit::{self, Change, TokenActor};
 use crate::greeting::store;
 
 pub const DEFAULT_LIMIT: i64 = 25;
 pub const MAX_LIMIT: i64 = 100;
-
-/// A greeting that `GET /` can serve.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Greeting {
-    #[schema(minimum = 1)]
-    pub id: i64,
-    pub message: String,
-    /// Exactly one greeting is active: the one `GET /` serves.
-    pub is_active: bool,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
 
 /// A greeting's message, to create one or to change it.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -102,23 +89,6 @@ impl ListQuery {
 }
 
 const PROBLEM: &str = super::problem::CONTENT_TYPE;
-
-pub(crate) fn select() -> &'static str {
-    "SELECT id, message, is_active,
-            to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-            to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
-     FROM greetings"
-}
-
-pub(crate) fn row(r: &tokio_postgres::Row) -> Greeting {
-    Greeting {
-        id: r.get(0),
-        message: r.get(1),
-        is_active: r.get(2),
-        created_at: r.get(3),
-        updated_at: r.get(4),
-    }
-}
 
 impl Greeting {
     fn summary(&self) -> serde_json::Value {

@@ -33,17 +33,19 @@ use self::auth::{AuthError, TokenCache, TokenRecord};
 use self::problem::ApiProblem;
 use self::tokens::Scope;
 use crate::admin::audit::TokenActor;
+use crate::config::Settings;
 use crate::server::ClientAddr;
-use crate::state::AppState;
-use crate::state::with_state;
 
 /// Largest accepted request body (a greeting is at most 500 characters).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
 
-/// The API's part of [`AppState`]: the token cache, the rate limiter, the document.
+/// The API's own state, built in `startup`: the pool and settings it needs, the token
+/// cache, the greeting snapshot, the rate limiter, the document.
 pub struct ApiState {
+    settings: Arc<Settings>,
+    pool: deadpool_postgres::Pool,
     pub tokens: Arc<TokenCache>,
     pub greetings: Arc<snapshot::GreetingSnapshot>,
     limiter: ArcSwap<DefaultKeyedRateLimiter<i64>>,
@@ -51,9 +53,12 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(requests_per_second: u32) -> Self {
+    pub fn new(settings: Arc<Settings>, pool: deadpool_postgres::Pool) -> Self {
         let document = serde_json::to_vec(&openapi::document()).expect("a JSON value serialises");
+        let requests_per_second = settings.network.api_rate_limit;
         Self {
+            settings,
+            pool,
             tokens: Arc::default(),
             greetings: Arc::default(),
             limiter: ArcSwap::from_pointee(limiter(requests_per_second)),
@@ -86,15 +91,15 @@ fn limiter(requests_per_second: u32) -> DefaultKeyedRateLimiter<i64> {
 }
 
 /// The token listener and the last-use writer, until `shutdown`.
-pub async fn run_background(state: AppState, shutdown: watch::Receiver<bool>) {
+pub async fn run_background(api: Arc<ApiState>, shutdown: watch::Receiver<bool>) {
     tokio::join!(
         auth::listen(
-            state.settings.database.clone(),
-            state.api.tokens.clone(),
-            state.api.greetings.clone(),
+            api.settings.database.clone(),
+            api.tokens.clone(),
+            api.greetings.clone(),
             shutdown.clone()
         ),
-        auth::flush_last_used(state.pool.clone(), state.api.tokens.clone(), shutdown),
+        auth::flush_last_used(api.pool.clone(), api.tokens.clone(), shutdown),
     );
 }
 
@@ -109,7 +114,7 @@ struct ApiRequest {
 }
 
 /// Every `/api/...` route. Wire it in before the JSON rejection handler.
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+pub fn routes(api: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     warp::path("api")
         .and(warp::method())
         .and(warp::path::full())
@@ -117,7 +122,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<ClientAddr>())
         .and(warp::body::stream().map(box_body))
-        .and(with_state(state))
+        .and(warp::any().map(move || api.clone()))
         .then(
             |method: Method,
              path: warp::path::FullPath,
@@ -125,7 +130,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
              headers: HeaderMap,
              addr: Option<ClientAddr>,
              body: BodyStream,
-             state: AppState| async move {
+             state: Arc<ApiState>| async move {
                 let request = ApiRequest {
                     method,
                     path: path.as_str().to_owned(),
@@ -207,7 +212,7 @@ fn is_get(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
 }
 
-async fn respond(state: &AppState, mut req: ApiRequest) -> Result<Response, ApiProblem> {
+async fn respond(state: &ApiState, mut req: ApiRequest) -> Result<Response, ApiProblem> {
     let route = route(&req.path).ok_or(ApiProblem::NotFound)?;
     let m = &req.method;
     let operation = match route {
@@ -226,7 +231,6 @@ async fn respond(state: &AppState, mut req: ApiRequest) -> Result<Response, ApiP
 
     let token = authenticate(state, &req.headers)?;
     state
-        .api
         .check_rate(token.id)
         .map_err(|retry_after_secs| ApiProblem::RateLimited { retry_after_secs })?;
     if !token.scopes.allows(operation.scope()) {
@@ -243,9 +247,9 @@ async fn respond(state: &AppState, mut req: ApiRequest) -> Result<Response, ApiP
     match operation {
         Operation::List => {
             let query = greetings::ListQuery::parse(&req.query)?;
-            greetings::list(&state.api.greetings, &state.pool, &query).await
+            greetings::list(&state.greetings, &state.pool, &query).await
         }
-        Operation::Get(id) => greetings::get(&state.api.greetings, &state.pool, id).await,
+        Operation::Get(id) => greetings::get(&state.greetings, &state.pool, id).await,
         write => {
             let input = match write {
                 Operation::Create | Operation::Update(_) => Some(read_input(&mut req).await?),
@@ -264,8 +268,8 @@ async fn respond(state: &AppState, mut req: ApiRequest) -> Result<Response, ApiP
             // Read your own writes: this replica's snapshot is current before the answer
             // (other replicas reload on the NOTIFY, within milliseconds). After a refused
             // write too: a 404 or 409 may be news (someone else's change) as well.
-            if let Err(e) = state.api.greetings.reload(&**db).await {
-                state.api.greetings.forget();
+            if let Err(e) = state.greetings.reload(&**db).await {
+                state.greetings.forget();
                 tracing::warn!(
                     error = crate::db::describe(&e),
                     "greeting snapshot reload failed"
@@ -276,9 +280,8 @@ async fn respond(state: &AppState, mut req: ApiRequest) -> Result<Response, ApiP
     }
 }
 
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<TokenRecord>, ApiProblem> {
+fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Arc<TokenRecord>, ApiProblem> {
     state
-        .api
         .tokens
         .authenticate(
             headers
@@ -293,8 +296,8 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<TokenRecord
         })
 }
 
-fn document(state: &AppState) -> Response {
-    let mut response = Response::new(Bytes::copy_from_slice(state.api.document_json()).into());
+fn document(state: &ApiState) -> Response {
+    let mut response = Response::new(Bytes::copy_from_slice(state.document_json()).into());
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -7,8 +7,21 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use warp::reply::Response;
 
-use super::auth::AuthError;
 use crate::auth::tokens::Scope;
+
+/// Why a request's credentials are refused (all answered 401, except `Unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer grt_…` of the right length and alphabet.
+    Malformed,
+    /// Unknown, revoked, or its owner is no longer an active admin user.
+    Invalid,
+    Expired,
+    /// The token list is not loaded (start-up, or the LISTEN connection is lost).
+    Unavailable,
+}
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 

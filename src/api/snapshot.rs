@@ -11,9 +11,9 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use serde::Serialize;
 use tokio_postgres::GenericClient;
-
-use super::greetings::{Greeting, row, select};
+use utoipa::ToSchema;
 
 /// At most this many greetings (of at most 500 characters each) are kept in memory.
 pub const MAX_CACHED: i64 = 1000;
@@ -70,4 +70,35 @@ pub fn find(items: &[Greeting], id: i64) -> Option<&Greeting> {
         .binary_search_by_key(&id, |g| g.id)
         .ok()
         .map(|i| &items[i])
+}
+
+/// A greeting that `GET /` can serve.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Greeting {
+    #[schema(minimum = 1)]
+    pub id: i64,
+    pub message: String,
+    /// Exactly one greeting is active: the one `GET /` serves.
+    pub is_active: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+pub(crate) fn select() -> &'static str {
+    "SELECT id, message, is_active,
+            to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+            to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+     FROM greetings"
+}
+
+pub(crate) fn row(r: &tokio_postgres::Row) -> Greeting {
+    Greeting {
+        id: r.get(0),
+        message: r.get(1),
+        is_active: r.get(2),
+        created_at: r.get(3),
+        updated_at: r.get(4),
+    }
 }

@@ -36,7 +36,7 @@ pub fn public(state: AppState) -> BoxedFilter<(Response,)> {
     greeting::route(state.clone())
         .or(health::routes(state.clone()))
         .unify()
-        .or(crate::api::routes(state.clone()))
+        .or(crate::api::routes(state.api.clone()))
         .unify()
         .or(favicon::route())
         .unify()
