@@ -32,8 +32,8 @@ for app in backup restore; do assemble_app "$app" "$bin" "$tmp/$app"; done
 # A fresh fake cluster: bundled database, 2 app replicas, a CronJob whose script is $1.
 world() {
   export FAKE_DIR=$tmp/world
-  rm -rf "$FAKE_DIR" "$tmp/work"
-  mkdir -p "$FAKE_DIR/pvc" "$tmp/work"
+  rm -rf "$FAKE_DIR" "$tmp/project"
+  mkdir -p "$FAKE_DIR/pvc" "$tmp/project"
   echo bundled >"$FAKE_DIR/mode"
   echo greeter >"$FAKE_DIR/db"
   echo greeter >"$FAKE_DIR/owner"
@@ -43,10 +43,10 @@ world() {
   printf '%s\n' "${1:-exit 0}" >"$FAKE_DIR/cronjob.sh"
   echo "BACKUP_KEEP=3" >"$FAKE_DIR/cronjob.env"
   : >"$FAKE_DIR/log"
-  printf 'PGDMP and then the rest of a dump\n' >"$tmp/work/good.dump"
+  printf 'PGDMP and then the rest of a dump\n' >"$tmp/project/good.dump"
 }
 out=$tmp/out
-run() { (cd "$tmp/work" && PATH="$bin:$PATH" "$@") >"$out" 2>&1; }
+run() { (cd "$tmp/project" && PATH="$bin:$PATH" "$@") >"$out" 2>&1; }
 calls() { cat "$FAKE_DIR/log"; }
 
 restore_needs_a_file() {
@@ -58,7 +58,7 @@ restore_needs_a_file() {
 
 restore_refuses_a_non_dump() {
   world
-  echo "SELECT 1;" >"$tmp/work/plain.sql"
+  echo "SELECT 1;" >"$tmp/project/plain.sql"
   ! run "$tmp/restore" --yes plain.sql && grep -q 'not a pg_dump --format=custom file' "$out" \
     && ! grep -q scale "$FAKE_DIR/log" || { cat "$out"; return 1; }
 }
@@ -99,13 +99,13 @@ backup_job_failure_shows_its_log() {
   world 'echo "backup: FAILED: pg_dump exited with status 1" >&2; exit 1'
   ! run "$tmp/backup" && grep -q '| backup: FAILED: pg_dump exited with status 1' "$out" \
     && grep -q 'did not complete (Failed' "$out" \
-    && [[ -z $(ls -A "$tmp/work/backups" 2>/dev/null) ]] || { cat "$out"; return 1; }
+    && [[ -z $(ls -A "$tmp/project/backups" 2>/dev/null) ]] || { cat "$out"; return 1; }
 }
 
 backup_copies_and_checks_the_size() {
   # shellcheck disable=SC2016 # expanded by the fake Job's shell
   world 'f="$BACKUP_DIR/greeter-20260102T030000Z.dump"; printf "PGDMP-data" >"$f"; echo "backup: wrote /backups/${f##*/} (10 bytes)"'
-  run "$tmp/backup" && [[ $(cat "$tmp/work/backups/greeter-20260102T030000Z.dump") == PGDMP-data ]] \
+  run "$tmp/backup" && [[ $(cat "$tmp/project/backups/greeter-20260102T030000Z.dump") == PGDMP-data ]] \
     && grep -qx './backups/greeter-20260102T030000Z.dump 10' "$out" \
     && grep -q ' create job greeter-backups-now-[0-9]* --from=cronjob/greeter-backups' "$FAKE_DIR/log" \
     && grep -q ' delete pod greeter-backups-read-' "$FAKE_DIR/log" || { cat "$out"; calls; return 1; }
@@ -121,7 +121,7 @@ f="$BACKUP_DIR/greeter-20260102T030000Z.dump"; printf "PGDMP-data" >"$f"; echo "
 for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo "backup: removed /backups/old-$i.dump"; done'
   run "$tmp/backup"
   local status=$? pods=("$FAKE_DIR"/jobs/*.pod-*.log)
-  ((status == 0)) && [[ $(cat "$tmp/work/backups/greeter-20260102T030000Z.dump") == PGDMP-data ]] \
+  ((status == 0)) && [[ $(cat "$tmp/project/backups/greeter-20260102T030000Z.dump") == PGDMP-data ]] \
     && ((${#pods[@]} == 2)) \
     && grep -q ' logs -l job-name=greeter-backups-now-[0-9]* ' "$FAKE_DIR/log" || { cat "$out"; calls; return 1; }
 }
@@ -130,8 +130,8 @@ backup_failed_copy_leaves_no_partial_file() {
   # shellcheck disable=SC2016 # expanded by the fake Job's shell
   world 'f="$BACKUP_DIR/greeter-20260102T030000Z.dump"; printf "PGDMP-data" >"$f"; echo "backup: wrote /backups/${f##*/} (10 bytes)"'
   ! FAKE_FAIL=copy run "$tmp/backup" && grep -q 'could not copy /backups/greeter-20260102T030000Z.dump' "$out" \
-    && [[ -d $tmp/work/backups && -z $(ls -A "$tmp/work/backups") ]] \
-    && grep -q ' delete pod greeter-backups-read-' "$FAKE_DIR/log" || { cat "$out"; ls -la "$tmp/work/backups"; return 1; }
+    && [[ -d $tmp/project/backups && -z $(ls -A "$tmp/project/backups") ]] \
+    && grep -q ' delete pod greeter-backups-read-' "$FAKE_DIR/log" || { cat "$out"; ls -la "$tmp/project/backups"; return 1; }
 }
 
 restore_streams_stdin_only_into_the_restore() {
