@@ -41,26 +41,15 @@ pub(crate) async fn record(
     actor: &Actor,
     change: Change<'_>,
 ) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            "INSERT INTO admin_audit_log
-               (user_id, username, action, object_type, object_id, object_repr, before, after,
-                client_addr)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &actor.user_id,
-                &actor.username,
-                &change.action,
-                &change.object_type,
-                &change.object_id,
-                &change.object_repr,
-                &change.before,
-                &change.after,
-                &actor.client_addr.map(|a| a.to_string()),
-            ],
-        )
-        .await?;
-    Ok(())
+    insert(
+        client,
+        actor.user_id,
+        &actor.username,
+        actor.client_addr,
+        None,
+        change,
+    )
+    .await
 }
 
 /// An API token acting for its owner: its entries name both (see `crate::api`).
@@ -78,6 +67,26 @@ pub(crate) async fn record_via_token(
     actor: &TokenActor<'_>,
     change: Change<'_>,
 ) -> Result<(), tokio_postgres::Error> {
+    insert(
+        client,
+        Some(actor.owner_id),
+        actor.owner_username,
+        actor.client_addr,
+        Some((actor.token_id, actor.token_name)),
+        change,
+    )
+    .await
+}
+
+/// The one INSERT of an audit entry; `token` is the API token that acted, if any.
+async fn insert(
+    client: &impl GenericClient,
+    user_id: Option<i64>,
+    username: &str,
+    client_addr: Option<IpAddr>,
+    token: Option<(i64, &str)>,
+    change: Change<'_>,
+) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
             "INSERT INTO admin_audit_log
@@ -85,17 +94,17 @@ pub(crate) async fn record_via_token(
                 client_addr, api_token_id, api_token_name)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
-                &actor.owner_id,
-                &actor.owner_username,
+                &user_id,
+                &username,
                 &change.action,
                 &change.object_type,
                 &change.object_id,
                 &change.object_repr,
                 &change.before,
                 &change.after,
-                &actor.client_addr.map(|a| a.to_string()),
-                &actor.token_id,
-                &actor.token_name,
+                &client_addr.map(|a| a.to_string()),
+                &token.map(|(id, _)| id),
+                &token.map(|(_, name)| name),
             ],
         )
         .await?;
