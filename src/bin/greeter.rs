@@ -6,8 +6,8 @@ use clap::{Parser, Subcommand};
 use greeter::config::Settings;
 use greeter::startup::{Application, shutdown_signal};
 
-// musl's allocator is slow under multi-threaded load; the static images are musl.
-#[cfg(target_env = "musl")]
+// mimalloc in every build (Cargo.toml says why): the images are musl, whose allocator
+// serialises threads, and the benchmark should measure the allocator they run.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
