@@ -86,10 +86,7 @@ pub(crate) async fn login_form(admin: &AdminState, req: &AdminRequest) -> Result
     let next = safe_next(&query.next).unwrap_or("/admin/");
     if let Some(token) = session_token(admin, req) {
         let db = admin.pool.get().await?;
-        if session::load(&**db, token, &admin.policy())
-            .await?
-            .is_some()
-        {
+        if session::load(&db, token, &admin.policy()).await?.is_some() {
             return Ok(Page::redirect(next));
         }
     }

@@ -10,7 +10,7 @@ use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
 use super::forms::{GreetingForm, PageQuery};
-use super::listing::{List, Seek, SortKey};
+use super::listing::{List, Paging, Seek, SortKey};
 use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::sql::sql_time;
@@ -29,16 +29,6 @@ struct GreetingRow {
 impl GreetingRow {
     fn summary(&self) -> Value {
         json!({"message": self.message, "is_active": self.is_active})
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "message": self.message,
-            "is_active": self.is_active,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
     }
 
     /// How the greeting is named in messages and the audit log.
@@ -116,21 +106,22 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         sort: &LIST_ORDER,
     };
     let seek = Seek::from_query(&query.after, &query.before, &query.last, &LIST_ORDER);
-    let (window, total) =
-        futures_util::try_join!(list.page(&**ctx.db, seek), list.count(&**ctx.db))?;
-    let greetings: Vec<Value> = window
-        .rows
-        .iter()
-        .map(|r| greeting_row(r).to_json())
-        .collect();
+    let (window, total) = list.page_and_count(&ctx.db, seek).await?;
     ctx.render(
         "greetings_list",
         "Select greeting to change | Greeter administration",
-        json!({
-            "greetings": greetings,
-            "paging": window.links(&total, "/admin/greetings/", &[]),
-        }),
+        ListData {
+            greetings: window.rows.iter().map(greeting_row).collect(),
+            paging: window.links(&total, "/admin/greetings/", &[]),
+        },
     )
+}
+
+/// The list page's values (typed: serialised once, straight into the template's data).
+#[derive(Serialize)]
+struct ListData {
+    greetings: Vec<GreetingRow>,
+    paging: Paging,
 }
 
 /// `GET`/`POST /admin/greetings/add/`.

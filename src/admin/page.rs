@@ -7,6 +7,7 @@ use serde::Serialize;
 use warp::Reply as _;
 use warp::reply::Response;
 
+use super::render::{Layout, LayoutUser, Message};
 use super::session::SessionUser;
 use super::state::AdminState;
 use crate::error::Failure;
@@ -89,32 +90,6 @@ pub(crate) struct View<'a, T> {
     pub data: T,
 }
 
-#[derive(Serialize)]
-struct LayoutUser<'a> {
-    id: i64,
-    username: &'a str,
-    is_superuser: bool,
-}
-
-#[derive(Serialize)]
-struct Message<'a> {
-    level: &'a str,
-    text: &'a str,
-}
-
-/// The values every template sees, next to its own.
-#[derive(Serialize)]
-struct Layout<'a, T> {
-    title: &'a str,
-    user: Option<LayoutUser<'a>>,
-    csrf_token: &'a str,
-    css_url: &'a str,
-    environment: &'static str,
-    messages: Vec<Message<'a>>,
-    #[serde(flatten)]
-    data: &'a T,
-}
-
 impl<T: Serialize> View<'_, T> {
     pub fn render(&self, admin: &AdminState) -> Result<Page, handlebars::RenderError> {
         let layout = Layout {
@@ -132,9 +107,10 @@ impl<T: Serialize> View<'_, T> {
                 .iter()
                 .map(|(level, text)| Message { level, text })
                 .collect(),
-            data: &self.data,
         };
-        let html = admin.templates.render(self.template, &layout)?;
+        let html = admin
+            .templates
+            .render_page(self.template, &layout, &self.data)?;
         Ok(Page {
             shows_flash: true,
             ..Page::new(StatusCode::OK, Some(Body::Html(html)))

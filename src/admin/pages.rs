@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::audit::{ACTIONS, OBJECT_TYPES};
 use super::forms::AuditQuery;
-use super::listing::{Count, List, Seek, SortKey};
+use super::listing::{Count, List, Paging, Seek, SortKey};
 use super::page::Page;
 use super::request::{Ctx, Result};
 use super::security::fingerprint;
@@ -33,7 +33,21 @@ fn audit_columns() -> String {
     )
 }
 
-fn audit_row(r: &tokio_postgres::Row) -> Value {
+/// One audit entry as the lists show it.
+#[derive(Serialize)]
+struct AuditRow {
+    id: i64,
+    at: String,
+    username: String,
+    action: String,
+    object_type: String,
+    object_id: Option<i64>,
+    object_repr: String,
+    /// The object's page, for the kinds that have one.
+    object_url: Option<String>,
+}
+
+fn audit_row(r: &tokio_postgres::Row) -> AuditRow {
     let object_type: String = r.get(4);
     let object_id: Option<i64> = r.get(5);
     // A link to the object while it is a kind that has a page.
@@ -42,20 +56,20 @@ fn audit_row(r: &tokio_postgres::Row) -> Value {
         ("greeting", Some(id)) => Some(format!("/admin/greetings/{id}/")),
         _ => None,
     };
-    json!({
-        "id": r.get::<_, i64>(0),
-        "at": r.get::<_, String>(1),
-        "username": r.get::<_, String>(2),
-        "action": r.get::<_, String>(3),
-        "object_type": object_type,
-        "object_id": object_id,
-        "object_repr": r.get::<_, String>(6),
-        "object_url": object_url,
-    })
+    AuditRow {
+        id: r.get(0),
+        at: r.get(1),
+        username: r.get(2),
+        action: r.get(3),
+        object_type,
+        object_id,
+        object_repr: r.get(6),
+        object_url,
+    }
 }
 
 /// The size of a whole table, estimated when large (src/admin/listing.rs).
-async fn table_count(db: &tokio_postgres::Client, table: &str) -> Result<Count> {
+async fn table_count(db: &deadpool_postgres::ClientWrapper, table: &str) -> Result<Count> {
     let list = List {
         columns: "",
         table,
@@ -70,7 +84,7 @@ async fn table_count(db: &tokio_postgres::Client, table: &str) -> Result<Count> 
 /// queries share the connection's pipeline; users and the audit log are only counted for
 /// superusers, the only ones shown them.
 pub(crate) async fn index(ctx: &mut Ctx<'_>) -> Result<Page> {
-    let db: &tokio_postgres::Client = &ctx.db;
+    let db: &deadpool_postgres::ClientWrapper = &ctx.db;
     let superuser = ctx.user.is_superuser;
     let superuser_count = |table: &'static str| async move {
         if superuser {
@@ -90,20 +104,31 @@ pub(crate) async fn index(ctx: &mut Ctx<'_>) -> Result<Page> {
         superuser_count("users"),
         table_count(db, "greetings"),
         superuser_count("admin_audit_log"),
-        async { Ok::<_, AdminError>(db.query(&recent_sql, &[&ctx.user.id]).await?) },
+        async {
+            let recent = db.prepare_cached(&recent_sql).await?;
+            Ok::<_, AdminError>(db.query(&recent, &[&ctx.user.id]).await?)
+        },
     )?;
-    let recent: Vec<Value> = recent.iter().map(audit_row).collect();
     let shown = |count: Option<Count>| count.map(|c| c.display());
     ctx.render(
         "index",
         "Site administration | Greeter administration",
-        json!({
-            "users_count": shown(users),
-            "greetings_count": greetings.display(),
-            "audit_count": shown(audit),
-            "recent": recent,
-        }),
+        IndexData {
+            users_count: shown(users),
+            greetings_count: greetings.display(),
+            audit_count: shown(audit),
+            recent: recent.iter().map(audit_row).collect(),
+        },
     )
+}
+
+/// The index page's values; the counts the user may not see are None.
+#[derive(Serialize)]
+struct IndexData {
+    users_count: Option<String>,
+    greetings_count: String,
+    audit_count: Option<String>,
+    recent: Vec<AuditRow>,
 }
 
 #[derive(Serialize)]
@@ -148,7 +173,7 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
     let user = query.user.trim();
     // Only the filters in use, so that each is an index condition (migrations/V4).
     let mut filters = Vec::new();
-    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+    let mut params: Vec<&str> = Vec::new();
     for (condition, value) in [
         ("action = {}", &action),
         ("object_type = {}", &object_type),
@@ -168,12 +193,14 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
         sort: &AUDIT_ORDER,
     };
     let seek = Seek::from_query(&query.after, &query.before, &query.last, &AUDIT_ORDER);
-    let db: &tokio_postgres::Client = &ctx.db;
-    let (window, total) = futures_util::try_join!(list.page(db, seek), list.count(db))?;
-    let entries: Vec<Value> = window.rows.iter().map(audit_row).collect();
-    let options = |all: &[&str], chosen: &str| -> Vec<Value> {
+    let db: &deadpool_postgres::ClientWrapper = &ctx.db;
+    let (window, total) = list.page_and_count(db, seek).await?;
+    let options = |all: &'static [&'static str], chosen: &str| -> Vec<Choice> {
         all.iter()
-            .map(|v| json!({"value": v, "selected": *v == chosen}))
+            .map(|value| Choice {
+                value,
+                selected: *value == chosen,
+            })
             .collect()
     };
     let base = [
@@ -184,15 +211,33 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
     ctx.render(
         "audit_list",
         "Audit log | Greeter administration",
-        json!({
-            "entries": entries,
-            "actions": options(ACTIONS, action),
-            "object_types": options(OBJECT_TYPES, object_type),
-            "filter_user": user,
-            "filtered": !(action.is_empty() && object_type.is_empty() && user.is_empty()),
-            "paging": window.links(&total, "/admin/audit/", &base),
-        }),
+        AuditListData {
+            entries: window.rows.iter().map(audit_row).collect(),
+            actions: options(ACTIONS, action),
+            object_types: options(OBJECT_TYPES, object_type),
+            filter_user: user,
+            filtered: !(action.is_empty() && object_type.is_empty() && user.is_empty()),
+            paging: window.links(&total, "/admin/audit/", &base),
+        },
     )
+}
+
+/// The audit list's values.
+#[derive(Serialize)]
+struct AuditListData<'a> {
+    entries: Vec<AuditRow>,
+    actions: Vec<Choice>,
+    object_types: Vec<Choice>,
+    filter_user: &'a str,
+    filtered: bool,
+    paging: Paging,
+}
+
+/// One option of a filter's select.
+#[derive(Serialize)]
+struct Choice {
+    value: &'static str,
+    selected: bool,
 }
 
 /// `GET /admin/audit/<id>/`: one entry with its before/after summary.
@@ -210,15 +255,28 @@ pub(crate) async fn audit_detail(ctx: &mut Ctx<'_>, id: i64) -> Result<Page> {
         )
         .await?
         .ok_or(AdminError::NotFound)?;
-    let mut entry = audit_row(&row);
     let pretty = |v: Option<Value>| v.map(|v| serde_json::to_string_pretty(&v).unwrap_or_default());
-    entry["before"] = json!(pretty(row.get(7)));
-    entry["after"] = json!(pretty(row.get(8)));
-    entry["client_addr"] = json!(row.get::<_, String>(9));
-    entry["api_token"] = json!(row.get::<_, Option<String>>(10));
+    let entry = AuditDetail {
+        row: audit_row(&row),
+        before: pretty(row.get(7)),
+        after: pretty(row.get(8)),
+        client_addr: row.get(9),
+        api_token: row.get(10),
+    };
     ctx.render(
         "audit_detail",
         &format!("Audit entry {id} | Greeter administration"),
         json!({"entry": entry}),
     )
+}
+
+/// One entry in full: the list's columns, the change and where it came from.
+#[derive(Serialize)]
+struct AuditDetail {
+    #[serde(flatten)]
+    row: AuditRow,
+    before: Option<String>,
+    after: Option<String>,
+    client_addr: String,
+    api_token: Option<String>,
 }

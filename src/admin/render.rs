@@ -2,6 +2,7 @@
 
 use handlebars::Handlebars;
 use rust_embed::RustEmbed;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 #[derive(RustEmbed)]
@@ -12,6 +13,41 @@ struct TemplateFiles;
 #[derive(RustEmbed)]
 #[folder = "static/admin/"]
 struct StaticFiles;
+
+/// The logged-in user, as the layout shows them.
+#[derive(Serialize)]
+pub(crate) struct LayoutUser<'a> {
+    pub id: i64,
+    pub username: &'a str,
+    pub is_superuser: bool,
+}
+
+/// A flash message above the page.
+#[derive(Serialize)]
+pub(crate) struct Message<'a> {
+    pub level: &'a str,
+    pub text: &'a str,
+}
+
+/// What the layout (`_head.hbs`) shows around every page.
+#[derive(Serialize)]
+pub(crate) struct Layout<'a> {
+    pub title: &'a str,
+    pub user: Option<LayoutUser<'a>>,
+    pub csrf_token: &'a str,
+    pub css_url: &'a str,
+    pub environment: &'static str,
+    pub messages: Vec<Message<'a>>,
+}
+
+/// The values a page's template sees: the layout's, next to its own.
+#[derive(Serialize)]
+struct PageData<'a, T> {
+    #[serde(flatten)]
+    layout: &'a Layout<'a>,
+    #[serde(flatten)]
+    data: &'a T,
+}
 
 pub(crate) struct Templates {
     registry: Handlebars<'static>,
@@ -42,12 +78,33 @@ impl Templates {
         &self.css_url
     }
 
+    #[cfg(test)]
     pub fn render(
         &self,
         name: &str,
         data: &impl serde::Serialize,
     ) -> Result<String, handlebars::RenderError> {
         self.registry.render(name, data)
+    }
+
+    /// A whole page: the layout's head (`_head.hbs`), the page's template, the foot.
+    ///
+    /// The layout is put around the page here rather than included by each template as a
+    /// partial (`{{> _head}}`): handlebars 6.4 `src/partial.rs` deep-copies the whole
+    /// context for every partial it expands, and three copies of a 25-row list were most
+    /// of an admin page's CPU (scripts/bench.sh admin). The head is rendered from the
+    /// layout's few values alone; partials inside pages are given just their part
+    /// (`{{> _paging paging}}`).
+    pub fn render_page(
+        &self,
+        name: &str,
+        layout: &Layout<'_>,
+        data: &impl serde::Serialize,
+    ) -> Result<String, handlebars::RenderError> {
+        let mut html = self.registry.render("_head", layout)?;
+        html.push_str(&self.registry.render(name, &PageData { layout, data })?);
+        html.push_str(&self.registry.render("_foot", &())?);
+        Ok(html)
     }
 }
 

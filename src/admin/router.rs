@@ -165,7 +165,7 @@ async fn route(admin: &AdminState, req: &AdminRequest) -> Result<Page> {
         return Ok(login_redirect(admin, req, false));
     };
     let db = admin.pool.get().await?;
-    let Some(user) = session::load(&**db, token, &admin.policy()).await? else {
+    let Some(user) = session::load(&db, token, &admin.policy()).await? else {
         return Ok(login_redirect(admin, req, true));
     };
     if req.is_post() {

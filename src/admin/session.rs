@@ -21,7 +21,7 @@ pub(crate) struct SessionUser {
 
 /// The user of a live session, refreshing its idle timer; None when it is over.
 pub(crate) async fn load(
-    client: &impl GenericClient,
+    client: &deadpool_postgres::ClientWrapper,
     token: &str,
     policy: &Policy,
 ) -> Result<Option<SessionUser>, tokio_postgres::Error> {
@@ -29,8 +29,10 @@ pub(crate) async fn load(
     // timer only when it is older than a thirtieth of the idle timeout (a minute by
     // default). Writing on every page view cost a WAL flush per request: p99 spikes of
     // hundreds of milliseconds under load, for a timestamp nobody needs to the second.
-    let row = client
-        .query_opt(
+    // Every admin request runs it: prepared once per pooled connection, as planning the
+    // join cost ~6 times what running it costs (src/admin/listing.rs, `List`).
+    let statement = client
+        .prepare_cached(
             "WITH live AS (
                  SELECT s.token_hash, s.last_seen_at, u.id, u.username, u.is_superuser
                  FROM admin_sessions s JOIN users u ON u.id = s.user_id
@@ -45,6 +47,11 @@ pub(crate) async fn load(
                    AND live.last_seen_at < now() - make_interval(secs => $4)
              )
              SELECT id, username, is_superuser FROM live",
+        )
+        .await?;
+    let row = client
+        .query_opt(
+            &statement,
             &[
                 &token_hash(token),
                 &policy.idle_timeout.as_secs_f64(),

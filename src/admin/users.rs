@@ -11,7 +11,7 @@ use tokio_postgres::GenericClient;
 use super::audit::{self, Change};
 use super::auth_views::{reauthenticate, session_cookie};
 use super::forms::{SetPasswordForm, UserAddForm, UserChangeForm, UsersQuery, query_string};
-use super::listing::{List, Seek, SortKey};
+use super::listing::{List, Paging, Seek, SortKey};
 use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::session;
@@ -93,18 +93,6 @@ impl UserRow {
             "is_superuser": self.is_superuser,
         })
     }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "username": self.username,
-            "is_active": self.is_active,
-            "is_staff": self.is_staff,
-            "is_superuser": self.is_superuser,
-            "date_joined": self.date_joined,
-            "last_login": self.last_login,
-        })
-    }
 }
 
 #[derive(Serialize)]
@@ -176,15 +164,14 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         .unwrap_or(&ORDERINGS[0]);
     let order_key = *order_key;
     let pattern = like_pattern(&search);
-    let (filters, params): (Vec<String>, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) =
-        if search.is_empty() {
-            (vec![], vec![])
-        } else {
-            (
-                vec!["username ILIKE $1 ESCAPE '\\'".to_owned()],
-                vec![&pattern],
-            )
-        };
+    let (filters, params): (Vec<String>, Vec<&str>) = if search.is_empty() {
+        (vec![], vec![])
+    } else {
+        (
+            vec!["username ILIKE $1 ESCAPE '\\'".to_owned()],
+            vec![pattern.as_str()],
+        )
+    };
     let columns = user_columns();
     let list = List {
         columns: &columns,
@@ -194,10 +181,7 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         sort,
     };
     let seek = Seek::from_query(&query.after, &query.before, &query.last, sort);
-    let (window, total) =
-        futures_util::try_join!(list.page(&**ctx.db, seek), list.count(&**ctx.db))?;
-    let rows = &window.rows;
-    let users: Vec<Value> = rows.iter().map(|r| user_row(r).to_json()).collect();
+    let (window, total) = list.page_and_count(&ctx.db, seek).await?;
     // Column headers sort by their column, and flip the direction when already sorted.
     let sort_link = |column: &str| {
         let next = if order_key == column {
@@ -207,28 +191,52 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         };
         query_string(&[("q", &search), ("o", &next)])
     };
-    let sort = |column: &str| {
-        json!({
-            "url": sort_link(column),
-            "active": order_key.trim_start_matches('-') == column,
-            "descending": order_key.starts_with('-') && order_key.trim_start_matches('-') == column,
-        })
+    let sort = |column: &str| SortLink {
+        url: sort_link(column),
+        active: order_key.trim_start_matches('-') == column,
+        descending: order_key.starts_with('-') && order_key.trim_start_matches('-') == column,
     };
+    let paging = window.links(&total, "/admin/users/", &[("q", &search), ("o", order_key)]);
     ctx.render(
         "users_list",
         "Select user to change | Greeter administration",
-        json!({
-            "users": users,
-            "q": search,
-            "o": order_key,
-            "paging": window.links(&total, "/admin/users/", &[("q", &search), ("o", order_key)]),
-            "sort": {
-                "username": sort("username"),
-                "date_joined": sort("date_joined"),
-                "last_login": sort("last_login"),
+        ListData {
+            users: window.rows.iter().map(user_row).collect(),
+            q: &search,
+            o: order_key,
+            paging,
+            sort: SortLinks {
+                username: sort("username"),
+                date_joined: sort("date_joined"),
+                last_login: sort("last_login"),
             },
-        }),
+        },
     )
+}
+
+/// The list page's values (typed: serialised once, straight into the template's data).
+#[derive(Serialize)]
+struct ListData<'a> {
+    users: Vec<UserRow>,
+    q: &'a str,
+    o: &'a str,
+    paging: Paging,
+    sort: SortLinks,
+}
+
+/// The sortable column headers.
+#[derive(Serialize)]
+struct SortLinks {
+    username: SortLink,
+    date_joined: SortLink,
+    last_login: SortLink,
+}
+
+#[derive(Serialize)]
+struct SortLink {
+    url: String,
+    active: bool,
+    descending: bool,
 }
 
 /// `GET`/`POST /admin/users/add/`: a username and a password typed twice.
