@@ -10,7 +10,7 @@ use tokio_postgres::GenericClient;
 
 use super::audit::{self, Change};
 use super::forms::{GreetingForm, PageQuery};
-use super::listing::{List, Paging, Seek, SortKey};
+use super::listing::{List, Paging, Plan, Seek, SortKey};
 use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::sql::sql_time;
@@ -104,6 +104,7 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         filters: &[],
         params: &[],
         sort: &LIST_ORDER,
+        plan: Plan::Generic,
     };
     let seek = Seek::from_query(&query.after, &query.before, &query.last, &LIST_ORDER);
     let (window, total) = list.page_and_count(&ctx.db, seek).await?;

@@ -117,21 +117,30 @@ impl Seek {
 /// A list query: `SELECT columns FROM table WHERE filters`, with `$1`… of the filters
 /// bound to `params` (text) in order.
 ///
-/// How PostgreSQL plans it: parsing and planning cost far more than running one of
-/// these index seeks (the session query: ~0.2 ms of CPU to plan, ~0.02 ms to run), so a
-/// list without filters is a statement prepared once per pooled connection (deadpool's
-/// statement cache), whose generic plan PostgreSQL keeps after five executions. Its only
-/// parameters are the cursor's, and every cursor is served by the same index seek. A
-/// filtered list is planned again for its values every time (the unnamed statement, in
-/// one round trip): the best plan for `username ILIKE '%an%'` is not the one for a name
-/// that matches nothing, nor is `action = 'login'`'s the one for `'login_locked'`, and a
-/// generic plan would serve all of them with one.
+/// How PostgreSQL plans it ([`Plan`]): parsing and planning cost far more than running
+/// one of these index seeks (the session query: ~0.2 ms of CPU to plan, ~0.02 ms to run).
 pub(crate) struct List<'a> {
     pub columns: &'a str,
     pub table: &'a str,
     pub filters: &'a [String],
     pub params: &'a [&'a str],
     pub sort: &'a SortKey,
+    pub plan: Plan,
+}
+
+/// Whether one plan serves every value of a list's parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Plan {
+    /// Yes: no filter, or one equality whose index leads with its column (the cursor's
+    /// values only move the seek). A statement prepared once per pooled connection
+    /// (deadpool's statement cache), whose generic plan PostgreSQL keeps after five
+    /// executions.
+    Generic,
+    /// No: planned again for its values every time (the unnamed statement, in one round
+    /// trip). The best plan for `username ILIKE '%an%'` is not the one for a name that
+    /// matches nothing, nor is the index for `action = 'login' AND username = 'x'` the
+    /// one for `action = 'login_locked' AND username = 'admin'`.
+    PerValue,
 }
 
 /// One page of rows and where the links around it lead.
@@ -262,15 +271,15 @@ impl List<'_> {
             .collect()
     }
 
-    /// Run `sql`: prepared once per connection without filters, planned for the values
-    /// with them (see [`List`]).
+    /// Run `sql`: prepared once per connection, or planned for the values ([`Plan`]).
+    /// EXPLAIN is planned for the bound values either way.
     async fn query(
         &self,
         db: &ClientWrapper,
         sql: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        if self.filters.is_empty() {
+        if self.plan == Plan::Generic {
             let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
             db.query(&db.prepare_cached(sql).await?, &values).await
         } else {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::audit::{ACTIONS, OBJECT_TYPES};
 use super::forms::AuditQuery;
-use super::listing::{Count, List, Paging, Seek, SortKey};
+use super::listing::{Count, List, Paging, Plan, Seek, SortKey};
 use super::page::Page;
 use super::request::{Ctx, Result};
 use super::security::fingerprint;
@@ -76,6 +76,7 @@ async fn table_count(db: &deadpool_postgres::ClientWrapper, table: &str) -> Resu
         filters: &[],
         params: &[],
         sort: &AUDIT_ORDER,
+        plan: Plan::Generic,
     };
     Ok(list.count(db).await?)
 }
@@ -191,6 +192,13 @@ pub(crate) async fn audit_list(ctx: &mut Ctx<'_>) -> Result<Page> {
         filters: &filters,
         params: &params,
         sort: &AUDIT_ORDER,
+        // One filter: its own index (V4) serves every value. Two or three: which index
+        // is best depends on the values.
+        plan: if filters.len() <= 1 {
+            Plan::Generic
+        } else {
+            Plan::PerValue
+        },
     };
     let seek = Seek::from_query(&query.after, &query.before, &query.last, &AUDIT_ORDER);
     let db: &deadpool_postgres::ClientWrapper = &ctx.db;

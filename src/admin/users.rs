@@ -11,7 +11,7 @@ use tokio_postgres::GenericClient;
 use super::audit::{self, Change};
 use super::auth_views::{reauthenticate, session_cookie};
 use super::forms::{SetPasswordForm, UserAddForm, UserChangeForm, UsersQuery, query_string};
-use super::listing::{List, Paging, Seek, SortKey};
+use super::listing::{List, Paging, Plan, Seek, SortKey};
 use super::page::{Errors, Page};
 use super::request::{Ctx, Result};
 use super::session;
@@ -179,6 +179,12 @@ pub(crate) async fn list(ctx: &mut Ctx<'_>) -> Result<Page> {
         filters: &filters,
         params: &params,
         sort,
+        // A search's best plan depends on its pattern (src/admin/listing.rs).
+        plan: if search.is_empty() {
+            Plan::Generic
+        } else {
+            Plan::PerValue
+        },
     };
     let seek = Seek::from_query(&query.after, &query.before, &query.last, sort);
     let (window, total) = list.page_and_count(&ctx.db, seek).await?;
