@@ -78,26 +78,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime starts")
 }
 
-/// glibc raises its mmap threshold after the first large `free`; from then on argon2's
-/// 19 MiB buffers come from the malloc heap and stay resident after use (measured: RSS
-/// ~110 MiB after a login flood instead of ~12 MiB). A fixed threshold keeps them
-/// mmap-backed, so they go back to the OS as soon as a hash is done.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only changes malloc's tuning; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-        // One arena per core instead of eight: memory freed by the log writer thread
-        // otherwise stays spread over many half-empty arenas.
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
 fn serve() -> ExitCode {
-    tune_allocator();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {
