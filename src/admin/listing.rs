@@ -117,8 +117,9 @@ impl Seek {
 /// A list query: `SELECT columns FROM table WHERE filters`, with `$1`… of the filters
 /// bound to `params` (text) in order.
 ///
-/// How PostgreSQL plans it ([`Plan`]): parsing and planning cost far more than running
-/// one of these index seeks (the session query: ~0.2 ms of CPU to plan, ~0.02 ms to run).
+/// How PostgreSQL plans it ([`Plan`]): planning costs more than running one of these
+/// index seeks (pgbench on the session query: 8,000 queries/s planned anew each time,
+/// 52,000 with a kept plan).
 pub(crate) struct List<'a> {
     pub columns: &'a str,
     pub table: &'a str,
@@ -309,6 +310,11 @@ impl List<'_> {
         db: &ClientWrapper,
         seek: Seek,
     ) -> Result<(Window, Count), tokio_postgres::Error> {
+        // A page after or before a cursor has a link back: it needs the count, so both
+        // share the connection's pipeline.
+        if matches!(seek, Seek::After(_) | Seek::Before(_)) {
+            return futures_util::try_join!(self.page(db, seek), self.count(db));
+        }
         let window = self.page(db, seek).await?;
         if !window.has_prev && !window.has_next {
             let n = window.rows.len() as i64;

@@ -94,7 +94,8 @@ impl Templates {
     /// context for every partial it expands, and three copies of a 25-row list were most
     /// of an admin page's CPU (scripts/bench.sh admin). The head is rendered from the
     /// layout's few values alone; partials inside pages are given just their part
-    /// (`{{> _paging paging}}`).
+    /// (`{{> _paging paging}}`), or a literal context and their hash arguments
+    /// (`{{> _errors false list=… id=…}}`: with no context it would be the page's, copied).
     pub fn render_page(
         &self,
         name: &str,
@@ -124,6 +125,51 @@ pub(crate) fn static_file(name: &str) -> Option<(std::borrow::Cow<'static, [u8]>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_is_the_layout_around_its_template() {
+        let t = Templates::load();
+        let layout = Layout {
+            title: "<Users> & more",
+            user: Some(LayoutUser {
+                id: 1,
+                username: "ann",
+                is_superuser: true,
+            }),
+            csrf_token: "tok",
+            css_url: "/c.css",
+            environment: "local",
+            messages: vec![Message {
+                level: "success",
+                text: "Saved <b>",
+            }],
+        };
+        let data = serde_json::json!({"heading": "H", "detail": "D", "status": 404});
+        let html = t.render_page("error", &layout, &data).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+        assert!(html.trim_end().ends_with("</html>"), "{html}");
+        assert!(
+            html.contains("<title>&lt;Users&gt; &amp; more</title>"),
+            "{html}"
+        );
+        assert!(html.contains("<strong>ann</strong>"), "{html}");
+        assert!(html.contains("Saved &lt;b&gt;"), "{html}");
+        // The page's own part sits inside <main>, between the head and the foot.
+        let main = html.find("<main").unwrap();
+        let heading = html.find(">H<").expect("the page's heading");
+        let foot = html.find("</main>").unwrap();
+        assert!(main < heading && heading < foot, "{html}");
+        // The page's template sees the layout's values too (forms need csrf_token).
+        assert!(
+            t.render_page(
+                "login",
+                &layout,
+                &serde_json::json!({"errors": {}, "username": "", "next": ""})
+            )
+            .unwrap()
+            .contains(r#"value="tok""#)
+        );
+    }
 
     #[test]
     fn html_is_escaped_and_missing_values_are_errors() {

@@ -44,7 +44,8 @@ pub fn hash_threads() -> usize {
 /// argon2 runs on a small pool of its own threads rather than tokio's blocking pool
 /// (up to 512 threads): each hash takes 19 MiB and a core for tens of milliseconds, so
 /// a fixed pool bounds a login flood to `hash_threads()` hashes, and as many buffers,
-/// at a time; the rest wait in its queue. See also `tune_allocator` in the server.
+/// at a time; the rest wait in its queue. mimalloc (Cargo.toml) gives a buffer back to
+/// the operating system when its hash is done.
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
