@@ -8,6 +8,11 @@ use std::net::SocketAddr;
 
 use warp::Filter;
 
+// The allocator greeter runs with, so that the ratio compares the work and not two
+// allocators.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let addr: SocketAddr = std::env::args()
