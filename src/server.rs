@@ -410,10 +410,10 @@ where
     let request_id = request
         .headers()
         .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_safe_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .filter(|v| v.to_str().is_ok_and(is_safe_request_id))
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let id = request_id.to_str().unwrap_or_default();
     request.extensions_mut().insert(ClientAddr(client));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -422,52 +422,24 @@ where
         Observe::Nothing => "internal",
     };
 
-    // Every line logged while the request is handled carries its id, method and route
-    // (JSON: under "span"), so one id finds the whole story.
-    // Plain strings: recorded as they are, without a Display round trip per field.
-    // `GET /` is served from memory and its handler logs nothing, so it gets no span: the
-    // span's bookkeeping cost ~10-15 % of its throughput (scripts/bench.sh). The only lines
-    // such a request can produce, the panic and timeout lines below, name the id themselves.
-    let span = if route == "/" {
-        tracing::Span::none()
-    } else {
-        tracing::info_span!(
-            "request",
-            request_id = request_id.as_str(),
-            method = method.as_str(),
-            route,
-        )
-    };
     let call = AssertUnwindSafe(service.call(request)).catch_unwind();
-    let mut response = async {
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(Ok(response))) => response,
-            Ok(Ok(Err(never))) => match never {},
-            Ok(Err(_panic)) => {
-                tracing::error!(request_id = request_id.as_str(), path = %path, "handler panicked");
-                faults(&path, Fault::Panic)
-            }
-            Err(_) => {
-                tracing::warn!(
-                    request_id = request_id.as_str(),
-                    path = %path,
-                    timeout_s = timeout.as_secs(),
-                    "request timed out"
-                );
-                faults(&path, Fault::Timeout)
-            }
-        }
-    }
-    .instrument(span)
-    .await;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    // Every response, JSON included: browsers must not sniff another type into it.
-    response
-        .headers_mut()
-        .entry(http::header::X_CONTENT_TYPE_OPTIONS)
-        .or_insert(HeaderValue::from_static("nosniff"));
+    // `GET /` is served from memory: its handler awaits nothing that can hang and logs
+    // nothing, so it gets neither the request timeout's timer nor a span. Both cost
+    // throughput (scripts/bench.sh: the span's bookkeeping ~10-15 %); the only lines such
+    // a request can produce, the panic line below, names the id itself.
+    let settle = |outcome| settle(outcome, id, &path, &faults, timeout);
+    let mut response = if route == "/" {
+        settle(Ok(call.await))
+    } else {
+        // Every line logged while the request is handled carries its id, method and
+        // route (JSON: under "span"), so one id finds the whole story. Plain strings:
+        // recorded as they are, without a Display round trip per field.
+        let span =
+            tracing::info_span!("request", request_id = id, method = method.as_str(), route,);
+        async { settle(tokio::time::timeout(timeout, call).await) }
+            .instrument(span)
+            .await
+    };
     if let Observe::Requests(_) = observe {
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
@@ -478,11 +450,52 @@ where
             status,
             // Microsecond precision is plenty, and keeps the line short.
             latency_ms: (elapsed.as_secs_f64() * 1e6).round() / 1000.0,
-            request_id: &request_id,
+            request_id: id,
             remote_addr: client.ip(),
         });
     }
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID_HEADER, request_id);
+    // Every response, JSON included: browsers must not sniff another type into it.
+    headers
+        .entry(http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
     Ok(response)
+}
+
+/// The handler's response, or the fault response (and its log line) for a handler that
+/// panicked or ran out of time.
+fn settle(
+    outcome: Result<std::thread::Result<Result<Response, Infallible>>, tokio::time::error::Elapsed>,
+    id: &str,
+    path: &str,
+    faults: &FaultResponder,
+    timeout: Duration,
+) -> Response {
+    match outcome {
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(_panic)) => {
+            tracing::error!(request_id = id, path, "handler panicked");
+            faults(path, Fault::Panic)
+        }
+        Err(_) => {
+            tracing::warn!(
+                request_id = id,
+                path,
+                timeout_s = timeout.as_secs(),
+                "request timed out"
+            );
+            faults(path, Fault::Timeout)
+        }
+    }
+}
+
+/// A new request id: a random UUID, formatted without a `String` in between.
+fn new_request_id() -> HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).expect("a UUID is a valid header value")
 }
 
 /// Echo a client's id only if it cannot forge log lines or headers.

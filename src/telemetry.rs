@@ -1,46 +1,65 @@
 //! Logging: one JSON object per line on stdout in production, readable lines when debugging.
 
-use std::io::{BufWriter, IsTerminal, Write};
+mod writer;
+
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use self::writer::{LineWriter, WriterGuard};
 use crate::config::LogFormat;
 
-/// Lines that may wait for the writer thread before logging callers block (~256 KiB);
-/// blocking rather than dropping, because an access log with holes is worse than a stall.
-const BUFFERED_LINES: usize = 1024;
-
-/// Keeps the log writer alive; dropping it flushes what is still buffered.
+/// Keeps the log writer alive; dropping it writes what is still buffered.
 #[must_use = "logs are lost unless the guard lives until the program ends"]
 pub struct LogGuard {
-    _writer: Option<WorkerGuard>,
+    _writer: Option<WriterGuard>,
 }
 
 /// Install the global subscriber. `RUST_LOG` overrides the default `info` level.
 ///
-/// Lines are written by a thread of their own through a buffer, so a request never
-/// waits for a `write` system call: the access log costs one channel send per request.
+/// Lines are written by a thread of their own in batches ([`writer`]), so a request
+/// never waits for a `write` system call: the access log costs a copy per request.
 pub fn init(format: LogFormat) -> LogGuard {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(BUFFERED_LINES)
-        .thread_name("log-writer")
-        .finish(BufWriter::new(std::io::stdout()));
+    let (writer, guard) = match writer::spawn(std::io::stdout()) {
+        Ok(spawned) => spawned,
+        // No thread for the writer (out of threads or memory at start-up): log anyway,
+        // each line a `write` of its own.
+        Err(e) => {
+            eprintln!("greeter: no log-writer thread ({e}); logging synchronously");
+            init_with(format, std::io::stdout);
+            return LogGuard { _writer: None };
+        }
+    };
+    if !init_with(format, writer.clone()) {
+        return LogGuard { _writer: None };
+    }
+    if format == LogFormat::Json {
+        let _ = ACCESS_LOG.set(writer);
+    }
+    LogGuard {
+        _writer: Some(guard),
+    }
+}
+
+/// Install the subscriber for `format` over `writer`; false if one was installed already
+/// (several apps in one test).
+fn init_with<W>(format: LogFormat, writer: W) -> bool
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // `try_init` fails only if a subscriber exists already (several apps in one test).
-    let installed = match format {
+    match format {
         LogFormat::Json => tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(writer.clone())
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             // The request's span (request_id, method, route) under "span" on every line
@@ -50,20 +69,9 @@ pub fn init(format: LogFormat) -> LogGuard {
             .try_init()
             .is_ok(),
         // Colours only for a terminal: piped or redirected logs are plain text.
-        LogFormat::Pretty => {
-            pretty_subscriber(writer.clone(), filter, std::io::stdout().is_terminal())
-                .try_init()
-                .is_ok()
-        }
-    };
-    if !installed {
-        return LogGuard { _writer: None };
-    }
-    if format == LogFormat::Json {
-        let _ = ACCESS_LOG.set(writer);
-    }
-    LogGuard {
-        _writer: Some(guard),
+        LogFormat::Pretty => pretty_subscriber(writer, filter, std::io::stdout().is_terminal())
+            .try_init()
+            .is_ok(),
     }
 }
 
@@ -98,10 +106,9 @@ where
 }
 
 /// Where JSON access-log lines go once [`init`] ran with JSON logs.
-static ACCESS_LOG: OnceLock<NonBlocking> = OnceLock::new();
+static ACCESS_LOG: OnceLock<LineWriter> = OnceLock::new();
 
 /// One access-log line: the same shape as every other JSON log line.
-#[derive(Serialize)]
 pub struct AccessRecord<'a> {
     pub method: &'a str,
     pub path: &'a str,
@@ -111,14 +118,36 @@ pub struct AccessRecord<'a> {
     pub remote_addr: IpAddr,
 }
 
+/// The line as written: every field named, in the order tracing's JSON lines use.
 #[derive(Serialize)]
 struct AccessLine<'a> {
-    timestamp: String,
+    timestamp: Timestamp,
     level: &'static str,
     message: &'static str,
-    #[serde(flatten)]
-    record: &'a AccessRecord<'a>,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    latency_ms: f64,
+    request_id: &'a str,
+    remote_addr: IpAddr,
     target: &'static str,
+}
+
+/// Now, as RFC 3339 with nanoseconds, formatted on the stack.
+struct Timestamp(OffsetDateTime);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // "2026-01-01T00:00:00.123456789Z" is 30 bytes.
+        let mut text = [0u8; 40];
+        let mut cursor = std::io::Cursor::new(&mut text[..]);
+        self.0
+            .format_into(&mut cursor, &Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
+        let len = cursor.position() as usize;
+        let text = std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
+    }
 }
 
 /// Log one finished request at INFO with target `access`.
@@ -144,25 +173,39 @@ pub fn access(record: &AccessRecord<'_>) {
         return;
     };
     let line = AccessLine {
-        timestamp: OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default(),
+        timestamp: Timestamp(OffsetDateTime::now_utc()),
         level: "INFO",
         message: "request",
-        record,
+        method: record.method,
+        path: record.path,
+        status: record.status,
+        latency_ms: record.latency_ms,
+        request_id: record.request_id,
+        remote_addr: record.remote_addr,
         target: "access",
     };
-    let mut buffer = Vec::with_capacity(256);
-    if serde_json::to_writer(&mut buffer, &line).is_ok() {
-        buffer.push(b'\n');
-        // One write_all = one line on the writer thread, never interleaved.
-        let _ = writer.clone().write_all(&buffer);
-    }
+    // Each worker thread reuses its buffer: no allocation per line.
+    LINE.with_borrow_mut(|buffer| {
+        buffer.clear();
+        if serde_json::to_writer(&mut *buffer, &line).is_ok() {
+            buffer.push(b'\n');
+            writer.write_lines(buffer);
+        }
+        // One huge path must not keep its memory on the thread.
+        if buffer.capacity() > 64 * 1024 {
+            *buffer = Vec::new();
+        }
+    });
+}
+
+thread_local! {
+    static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]

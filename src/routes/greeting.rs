@@ -1,5 +1,7 @@
 //! `GET /`: the greeting, from memory.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -9,8 +11,8 @@ use warp::{Filter, Reply};
 
 use super::get_or_head;
 use crate::error::ApiError;
+use crate::greeting::GreetingCache;
 use crate::state::AppState;
-use crate::state::with_state;
 
 #[derive(Serialize)]
 struct GreetingBody<'a> {
@@ -20,15 +22,22 @@ struct GreetingBody<'a> {
 }
 
 pub fn route(state: AppState) -> BoxedFilter<(Response,)> {
+    // Only what the handler reads: cloning the whole AppState per request costs a
+    // reference count per field.
+    let greeting = state.greeting.clone();
+    let environment = state.settings.app_env.as_str();
     warp::path::end()
         .and(get_or_head())
-        .and(with_state(state))
-        .and_then(greet)
+        .and(warp::any().map(move || greeting.clone()))
+        .and_then(move |greeting| greet(greeting, environment))
         .boxed()
 }
 
-async fn greet(state: AppState) -> Result<Response, warp::Rejection> {
-    let message = state.greeting.get().ok_or_else(|| {
+async fn greet(
+    greeting: Arc<GreetingCache>,
+    environment: &'static str,
+) -> Result<Response, warp::Rejection> {
+    let message = greeting.get().ok_or_else(|| {
         warp::reject::custom(ApiError::Unavailable(
             "the greeting has not been loaded from the database yet".into(),
         ))
@@ -38,7 +47,7 @@ async fn greet(state: AppState) -> Result<Response, warp::Rejection> {
         .map_err(|e| warp::reject::custom(ApiError::Internal(e.into())))?;
     Ok(warp::reply::json(&GreetingBody {
         message: &message,
-        environment: state.settings.app_env.as_str(),
+        environment,
         time,
     })
     .into_response())
