@@ -77,11 +77,15 @@ pub fn record_request(route: &'static str, method: &http::Method, status: u16, s
 }
 
 type SeriesKey = (&'static str, &'static str, u16);
+type SeriesHandles =
+    HashMap<SeriesKey, (metrics::Counter, metrics::Histogram), foldhash::fast::FixedState>;
 
 thread_local! {
-    /// Bounded: routes, methods and statuses are each a small fixed set.
-    static HANDLES: std::cell::RefCell<HashMap<SeriesKey, (metrics::Counter, metrics::Histogram)>> =
-        std::cell::RefCell::new(HashMap::new());
+    /// Bounded: routes, methods and statuses are each a small fixed set, none of them
+    /// chosen by clients, so a fast hash with a fixed seed (not SipHash's per-request
+    /// cost against hash flooding) is safe here.
+    static HANDLES: std::cell::RefCell<SeriesHandles> =
+        std::cell::RefCell::new(HashMap::with_hasher(foldhash::fast::FixedState::default()));
 }
 
 /// Standard methods by name; anything else is one label, so clients cannot add series.

@@ -7,8 +7,6 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
@@ -16,6 +14,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use self::writer::{LineWriter, WriterGuard};
 use crate::config::LogFormat;
+use crate::timestamp::Timestamp;
 
 /// Keeps the log writer alive; dropping it writes what is still buffered.
 #[must_use = "logs are lost unless the guard lives until the program ends"]
@@ -133,23 +132,6 @@ struct AccessLine<'a> {
     target: &'static str,
 }
 
-/// Now, as RFC 3339 with nanoseconds, formatted on the stack.
-struct Timestamp(OffsetDateTime);
-
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // "2026-01-01T00:00:00.123456789Z" is 30 bytes.
-        let mut text = [0u8; 40];
-        let mut cursor = std::io::Cursor::new(&mut text[..]);
-        self.0
-            .format_into(&mut cursor, &Rfc3339)
-            .map_err(serde::ser::Error::custom)?;
-        let len = cursor.position() as usize;
-        let text = std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_str(text)
-    }
-}
-
 /// Log one finished request at INFO with target `access`.
 ///
 /// In JSON mode the line is serialised straight to the log writer: tracing's generic
@@ -173,7 +155,7 @@ pub fn access(record: &AccessRecord<'_>) {
         return;
     };
     let line = AccessLine {
-        timestamp: Timestamp(OffsetDateTime::now_utc()),
+        timestamp: Timestamp::now(),
         level: "INFO",
         message: "request",
         method: record.method,

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -13,12 +11,13 @@ use super::get_or_head;
 use crate::error::ApiError;
 use crate::greeting::GreetingCache;
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
 
 #[derive(Serialize)]
 struct GreetingBody<'a> {
     message: &'a str,
     environment: &'static str,
-    time: String,
+    time: Timestamp,
 }
 
 pub fn route(state: AppState) -> BoxedFilter<(Response,)> {
@@ -42,13 +41,10 @@ async fn greet(
             "the greeting has not been loaded from the database yet".into(),
         ))
     })?;
-    let time = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .map_err(|e| warp::reject::custom(ApiError::Internal(e.into())))?;
     Ok(warp::reply::json(&GreetingBody {
         message: &message,
         environment,
-        time,
+        time: Timestamp::now(),
     })
     .into_response())
 }
