@@ -7,7 +7,7 @@
 #   scripts/bench.sh                 10 s per run, 32 connections
 #   DURATION=30s CONNECTIONS=64 scripts/bench.sh
 #   ROUNDS=7 ROUND_DURATION=5s scripts/bench.sh   GET / vs the ceiling: the median of ROUNDS
-#                                    alternating rounds (default 5 x 3 s)
+#                                    alternating rounds (default 9 x 3 s)
 #   scripts/bench.sh abuse           the pen test's attacks instead (issue 12): RSS peak,
 #                                    whether GET / keeps answering, checks per login burst,
 #                                    time to close idle connections
@@ -26,7 +26,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 duration=${DURATION:-10s}
 # GET / against the ceiling: ROUNDS interleaved rounds of ROUND_DURATION each.
-rounds=${ROUNDS:-5}
+rounds=${ROUNDS:-9}
 round_duration=${ROUND_DURATION:-3s}
 connections=${CONNECTIONS:-32}
 threads=${THREADS:-2}
