@@ -32,6 +32,8 @@ pub fn route(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// `src/server.rs` gives `/` no request timeout (its timer cost throughput): this must
+/// not await anything that can hang — it reads memory only.
 async fn greet(
     greeting: Arc<GreetingCache>,
     environment: &'static str,

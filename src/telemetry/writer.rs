@@ -18,9 +18,14 @@ use tracing_subscriber::fmt::MakeWriter;
 /// most this late, and the writer wakes at most 1/GATHER times a second.
 const GATHER: Duration = Duration::from_millis(5);
 
-/// Bytes that may wait for the writer (~2,000 access lines). A caller that would go past
-/// it waits for the writer rather than drop lines: a log with holes is worse than a stall.
+/// Bytes that may wait for the writer (~2,000 access lines). A caller finding this much
+/// waiting waits for the writer rather than drop its line: a log with holes is worse than
+/// a stall. Any one line still gets in (the buffer may pass the limit by one line).
 const LIMIT: usize = 512 * 1024;
+
+/// How long dropping the guard waits for the last lines to be written. A stdout nobody
+/// reads (a stalled log collector) must not keep the process from exiting after SIGTERM.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
 struct Shared {
     state: Mutex<State>,
@@ -28,12 +33,19 @@ struct Shared {
     ready: Condvar,
     /// Callers wait here while the buffer is full.
     room: Condvar,
+    /// The guard waits here for the writer thread to finish.
+    exited: Condvar,
 }
 
 #[derive(Default)]
 struct State {
     pending: Vec<u8>,
+    /// The guard was dropped: write what is left, then end.
     closed: bool,
+    /// The writer thread has ended: lines are discarded from now on.
+    done: bool,
+    /// Callers waiting for room: the writer writes at once instead of gathering.
+    blocked: usize,
 }
 
 impl Shared {
@@ -62,6 +74,7 @@ pub fn spawn<W: Write + Send + 'static>(out: W) -> std::io::Result<(LineWriter, 
         state: Mutex::new(State::default()),
         ready: Condvar::new(),
         room: Condvar::new(),
+        exited: Condvar::new(),
     });
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
@@ -80,20 +93,22 @@ pub fn spawn<W: Write + Send + 'static>(out: W) -> std::io::Result<(LineWriter, 
 
 impl LineWriter {
     /// Queue whole lines. One call's bytes stay together: they are never split or
-    /// interleaved with another call's. After the guard is dropped, lines are discarded.
+    /// interleaved with another call's. Once the writer thread has ended, lines are
+    /// discarded.
     pub fn write_lines(&self, bytes: &[u8]) {
         let shared = &self.0;
         let mut state = shared.lock();
-        while !state.closed
-            && !state.pending.is_empty()
-            && state.pending.len() + bytes.len() > LIMIT
-        {
+        while !state.done && state.pending.len() >= LIMIT {
+            // Tell the writer not to wait for more: someone is waiting for room.
+            state.blocked += 1;
+            shared.ready.notify_one();
             state = shared
                 .room
                 .wait(state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.blocked -= 1;
         }
-        if state.closed {
+        if state.done {
             return;
         }
         let before = state.pending.len();
@@ -110,10 +125,21 @@ impl LineWriter {
 
 impl Drop for WriterGuard {
     fn drop(&mut self) {
-        self.shared.lock().closed = true;
+        let mut state = self.shared.lock();
+        state.closed = true;
         self.shared.ready.notify_one();
-        self.shared.room.notify_all();
-        if let Some(thread) = self.thread.take() {
+        let (state, _) = self
+            .shared
+            .exited
+            .wait_timeout_while(state, SHUTDOWN_WAIT, |s| !s.done)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let done = state.done;
+        drop(state);
+        // Not done: the thread is stuck in a `write` to a stdout nobody reads. It is left
+        // behind, and ends with the process.
+        if let Some(thread) = self.thread.take()
+            && done
+        {
             let _ = thread.join();
         }
     }
@@ -125,6 +151,11 @@ fn run<W: Write>(shared: &Shared, mut out: W) {
         let mut state = shared.lock();
         while state.pending.is_empty() {
             if state.closed {
+                state.done = true;
+                drop(state);
+                shared.exited.notify_all();
+                // Callers still waiting for room see `done` and give up.
+                shared.room.notify_all();
                 return;
             }
             state = shared
@@ -135,7 +166,9 @@ fn run<W: Write>(shared: &Shared, mut out: W) {
         if !state.closed {
             state = shared
                 .ready
-                .wait_timeout_while(state, GATHER, |s| !s.closed && s.pending.len() < LIMIT / 2)
+                .wait_timeout_while(state, GATHER, |s| {
+                    !s.closed && s.blocked == 0 && s.pending.len() < LIMIT / 2
+                })
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         }
@@ -249,11 +282,86 @@ mod tests {
     }
 
     #[test]
-    fn lines_after_the_guard_is_dropped_are_discarded_not_blocked_on() {
+    fn lines_after_the_writer_ended_are_discarded_not_blocked_on() {
         let sink = Sink::default();
         let (writer, guard) = spawn(sink.clone()).unwrap();
         drop(guard);
         writer.write_lines(&vec![b'x'; LIMIT * 2]);
         assert!(sink.0.lock().unwrap().is_empty());
+    }
+
+    /// Output that never accepts a byte: a stdout whose reader stopped reading.
+    struct Stuck;
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            loop {
+                std::thread::park();
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` on a thread of its own; whether it returned within `bound`.
+    fn returns_within(bound: Duration, f: impl FnOnce() + Send + 'static) -> bool {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = done.send(());
+        });
+        finished.recv_timeout(bound).is_ok()
+    }
+
+    #[test]
+    fn shutdown_does_not_hang_on_a_stdout_that_never_drains() {
+        let (writer, guard) = spawn(Stuck).unwrap();
+        writer.write_lines(b"never written\n");
+        // Generous bound: the guard gives up after SHUTDOWN_WAIT.
+        assert!(
+            returns_within(Duration::from_secs(60), move || drop(guard)),
+            "dropping the guard waited forever for a blocked stdout"
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_the_buffer_gets_in_while_others_keep_writing() {
+        let sink = Sink::default();
+        let (writer, guard) = spawn(sink.clone()).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy: Vec<_> = (0..3)
+            .map(|_| {
+                let (writer, stop) = (writer.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut line = vec![b'x'; 255];
+                    line.push(b'\n');
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        writer.write_lines(&line);
+                    }
+                })
+            })
+            .collect();
+        let big = {
+            let writer = writer.clone();
+            move || {
+                let mut line = vec![b'b'; LIMIT * 2];
+                line.push(b'\n');
+                writer.write_lines(&line);
+            }
+        };
+        let got_in = returns_within(Duration::from_secs(60), big);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in busy {
+            thread.join().unwrap();
+        }
+        assert!(got_in, "the long line waited forever for room");
+        drop(guard);
+        let out = sink.0.lock().unwrap();
+        assert!(
+            out.split(|&b| b == b'\n')
+                .any(|line| line.len() == LIMIT * 2 && line.iter().all(|&b| b == b'b')),
+            "the long line was not written whole"
+        );
     }
 }
