@@ -37,11 +37,19 @@ pub struct ClientAddr(pub SocketAddr);
 /// A request path's metric label, from a small fixed set (see `routes::route_label`).
 pub type RouteLabel = fn(&str) -> &'static str;
 
-/// Whether a server logs and measures its requests (the metrics port does not), and
-/// how it names their routes in metrics and log spans.
+/// Whether a server logs and measures its requests (the metrics port does not), how it
+/// names their routes in metrics and log spans, and which routes are served from memory.
 #[derive(Debug, Clone, Copy)]
 pub enum Observe {
-    Requests(RouteLabel),
+    Requests {
+        label: RouteLabel,
+        /// Route labels whose handlers only read memory: they await nothing that can
+        /// hang and log nothing, so they get neither the request timeout's timer nor a
+        /// span. Both cost throughput (scripts/bench.sh: the span's bookkeeping
+        /// ~10-15 %); the only line such a request can produce, a panic's, names the
+        /// request id itself.
+        from_memory: &'static [&'static str],
+    },
     Nothing,
 }
 
@@ -417,18 +425,17 @@ where
     request.extensions_mut().insert(ClientAddr(client));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let route = match observe {
-        Observe::Requests(label) => label(&path),
-        Observe::Nothing => "internal",
+    let (route, from_memory) = match observe {
+        Observe::Requests { label, from_memory } => {
+            let route = label(&path);
+            (route, from_memory.contains(&route))
+        }
+        Observe::Nothing => ("internal", false),
     };
 
     let call = AssertUnwindSafe(service.call(request)).catch_unwind();
-    // `GET /` is served from memory: its handler awaits nothing that can hang and logs
-    // nothing, so it gets neither the request timeout's timer nor a span. Both cost
-    // throughput (scripts/bench.sh: the span's bookkeeping ~10-15 %); the only lines such
-    // a request can produce, the panic line below, names the id itself.
     let settle = |outcome| settle(outcome, id, &path, &faults, timeout);
-    let mut response = if route == "/" {
+    let mut response = if from_memory {
         settle(Ok(call.await))
     } else {
         // Every line logged while the request is handled carries its id, method and
@@ -440,7 +447,7 @@ where
             .instrument(span)
             .await
     };
-    if let Observe::Requests(_) = observe {
+    if let Observe::Requests { .. } = observe {
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         crate::metrics::record_request(route, &method, status, elapsed.as_secs_f64());

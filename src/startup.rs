@@ -97,7 +97,10 @@ impl Application {
             crate::routes::public_faults(state.clone()),
             stopped(stop_rx.clone()),
             SHUTDOWN_GRACE,
-            Observe::Requests(crate::routes::route_label),
+            Observe::Requests {
+                label: crate::routes::route_label,
+                from_memory: crate::routes::FROM_MEMORY,
+            },
             state.settings.network.clone(),
         );
         let internal = server::serve(

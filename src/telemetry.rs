@@ -190,8 +190,9 @@ mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
+    /// Output kept in memory, for the tests here and in `writer`.
     #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Buffer(pub(super) Arc<Mutex<Vec<u8>>>);
 
     impl Write for Buffer {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

@@ -27,13 +27,12 @@ pub fn route(state: AppState) -> BoxedFilter<(Response,)> {
     let environment = state.settings.app_env.as_str();
     warp::path::end()
         .and(get_or_head())
-        .and(warp::any().map(move || greeting.clone()))
-        .and_then(move |greeting| greet(greeting, environment))
+        .and_then(move || greet(greeting.clone(), environment))
         .boxed()
 }
 
-/// `src/server.rs` gives `/` no request timeout (its timer cost throughput): this must
-/// not await anything that can hang — it reads memory only.
+/// Listed in `routes::FROM_MEMORY`, so it runs without the request timeout: it must not
+/// await anything that can hang — it reads memory only.
 async fn greet(
     greeting: Arc<GreetingCache>,
     environment: &'static str,

@@ -47,6 +47,9 @@ pub fn public(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// The routes whose handlers only read memory (see `server::Observe`): `GET /`.
+pub const FROM_MEMORY: &[&str] = &["/"];
+
 /// A bounded set of metric labels: unknown paths must not create new time series.
 pub fn route_label(path: &str) -> &'static str {
     match path {
@@ -72,5 +75,10 @@ mod tests {
         assert_eq!(route_label("/admin/static/admin.css"), "/admin/static");
         assert_eq!(route_label("/api/v1/greetings/7"), "/api");
         assert_eq!(route_label("/wp-login.php"), "unmatched");
+        // Only GET / skips the request timeout; a route that reads the database must not.
+        assert!(FROM_MEMORY.contains(&route_label("/")));
+        for path in ["/admin/", "/api/v1/greetings", "/readyz", "/nowhere"] {
+            assert!(!FROM_MEMORY.contains(&route_label(path)), "{path}");
+        }
     }
 }
